@@ -1,0 +1,16 @@
+import ArgumentParser
+
+@main
+struct TinySeekCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tinyseek",
+        abstract: "A small inference engine for DeepSeek-style models (MLA + DeepSeekMoE).",
+        discussion: """
+        Runs Hugging Face-layout model folders (config.json + *.safetensors) on the CPU, \
+        profiles every operator against this machine's roofline, and models real-scale configs.
+        """,
+        subcommands: [
+            Calibrate.self,
+        ]
+    )
+}
