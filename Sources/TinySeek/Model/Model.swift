@@ -1,0 +1,117 @@
+import Foundation
+import Tensor
+
+/// Options for one forward pass.
+public struct ForwardOptions: Sendable {
+    public var attention: AttentionOrder = .auto
+    public var experts: ExpertExecution = .grouped
+    /// Which positions need logits: all (for `tinyseek logits` and tests) or only the last
+    /// (generation; saves T-1 rows of the LM head).
+    public var allLogits: Bool = false
+    /// Keep the residual stream after every layer (the parity harness compares them).
+    public var keepHiddenStates: Bool = false
+    /// Overrides num_experts_per_tok at run time (quality for speed); nil = the config's.
+    public var expertsPerToken: Int? = nil
+
+    public init(attention: AttentionOrder = .auto, experts: ExpertExecution = .grouped, allLogits: Bool = false,
+                keepHiddenStates: Bool = false, expertsPerToken: Int? = nil) {
+        self.attention = attention
+        self.experts = experts
+        self.allLogits = allLogits
+        self.keepHiddenStates = keepHiddenStates
+        self.expertsPerToken = expertsPerToken
+    }
+}
+
+/// A loaded DeepSeek-V2/V3 decoder: config, weights and rotary tables. Immutable and shareable;
+/// per-sequence state lives in a `Session` (its latent cache and workspace).
+///
+/// Forward pass (transformers' DeepseekV3Model):
+///   h = embed(tokens)
+///   for each layer:  h = h + MLA(RMSNorm(h));  h = h + FFN-or-MoE(RMSNorm(h))
+///   logits = lm_head(RMSNorm(h))
+public final class Model: @unchecked Sendable {
+    public let config: ModelConfig
+    public let weights: ModelWeights
+    public let rope: RotaryEmbedding
+    /// Keeps memory-mapped files alive for the zero-copy weights.
+    let source: (any WeightSource)?
+
+    public init(config: ModelConfig, weights: ModelWeights, source: (any WeightSource)? = nil) {
+        self.config = config
+        self.weights = weights
+        self.rope = RotaryEmbedding(config: config)
+        self.source = source
+    }
+
+    /// Loads a Hugging Face-layout folder: config.json plus *.safetensors (sharded or not).
+    public static func load(from directory: URL) throws(ModelError) -> Model {
+        let config = try ModelConfig.load(from: directory)
+        let checkpoint: SafetensorsCheckpoint
+        do { checkpoint = try SafetensorsCheckpoint(directory: directory) } catch { throw .weights(error.description) }
+        let weights = try ModelWeights.load(from: checkpoint, config: config)
+        return Model(config: config, weights: weights, source: checkpoint)
+    }
+
+    public func makeSession(capacity: Int? = nil) -> Session {
+        Session(model: self, capacity: capacity ?? config.maxPositionEmbeddings)
+    }
+
+    /// Runs T tokens at positions start..<start+T through the decoder, appending to `cache`.
+    /// Returns logits (T or 1 rows × vocab) as a view into the workspace, valid until the next call.
+    func forward(tokens: [Int], start: Int, cache: LatentCache, options: ForwardOptions,
+                 workspace ws: Workspace, routes: inout Routes, recorder rec: OpRecorder?,
+                 hiddenStates: inout [[Float]]) -> Tensor {
+        let c = config, T = tokens.count, d = c.hiddenSize
+        var moeConfig = c
+        if let k = options.expertsPerToken { moeConfig.numExpertsPerTok = k }
+
+        let x = ws.pointer(.x, T * d), xn = ws.pointer(.normed, T * d), delta = ws.pointer(.residual, T * d)
+        rec.op("embedding", layer: nil, kind: .elementwise,
+               cost: Cost.embedding(tokens: T, hidden: d, weightBytes: 4)) {
+            for (t, id) in tokens.enumerated() { (x + t * d).update(from: weights.embedding.pointer + id * d, count: d) }
+        }
+        // Rotary angles for the new positions, shared by every layer.
+        let half = c.qkRopeHeadDim / 2
+        let cos = ws.pointer(.ropeCos, T * half), sin = ws.pointer(.ropeSin, T * half)
+        for t in 0..<T { rope.angles(position: start + t, cos: cos + t * half, sin: sin + t * half) }
+
+        for (l, layer) in weights.layers.enumerated() {
+            rec.op("attn_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: T, width: d)) {
+                for t in 0..<T { Kernels.rmsNorm(x + t * d, weight: layer.inputNorm.pointer, eps: c.eps, count: d, out: xn + t * d) }
+            }
+            MLA(config: c, weights: layer.attention, layer: l)
+                .forward(xn, tokens: T, start: start, cache: cache, order: options.attention, rope: rope,
+                         cos: cos, sin: sin, workspace: ws, recorder: rec, out: delta)
+            rec.op("attn_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: T * d)) {
+                Kernels.add(x, delta, count: T * d, out: x)
+            }
+            rec.op("mlp_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: T, width: d)) {
+                for t in 0..<T { Kernels.rmsNorm(x + t * d, weight: layer.postAttentionNorm.pointer, eps: c.eps, count: d, out: xn + t * d) }
+            }
+            switch layer.mlp {
+            case let .dense(ffn):
+                ffn.forward(xn, rows: T, ldx: d, into: delta, role: .dense, layer: l, workspace: ws, recorder: rec)
+            case let .moe(moe):
+                MoE(config: moeConfig, weights: moe, layer: l)
+                    .forward(xn, tokens: T, execution: options.experts, routes: &routes, workspace: ws, recorder: rec, out: delta)
+            }
+            rec.op("mlp_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: T * d)) {
+                Kernels.add(x, delta, count: T * d, out: x)
+            }
+            if options.keepHiddenStates { hiddenStates.append(Array(UnsafeBufferPointer(start: x, count: T * d))) }
+        }
+        cache.count = start + T
+
+        let rows = options.allLogits ? T : 1
+        let first = T - rows
+        rec.op("final_norm", layer: nil, kind: .elementwise, cost: Cost.rmsNorm(rows: rows, width: d)) {
+            for t in first..<T { Kernels.rmsNorm(x + t * d, weight: weights.norm.pointer, eps: c.eps, count: d, out: xn + t * d) }
+        }
+        let logits = ws.tensor(.logits, [rows, c.vocabSize])
+        rec.op("lm_head", layer: nil, kind: weights.lmHead.kind(tokens: rows), cost: weights.lmHead.cost(tokens: rows)) {
+            weights.lmHead.apply(xn + first * d, rows: rows, into: logits.pointer)
+        }
+        return logits
+    }
+}

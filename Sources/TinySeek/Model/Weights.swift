@@ -1,0 +1,184 @@
+import Foundation
+import Tensor
+
+/// Anything that hands out named tensors: a safetensors checkpoint, or an in-memory table in tests.
+public protocol WeightSource {
+    var tensorNames: [String] { get }
+    func shape(of name: String) throws -> [Int]
+    /// The tensor as float32: zero-copy where the file stores F32.
+    func float32(_ name: String) throws -> Tensor
+}
+
+/// The weights of one MLA block, under HF's names. `kvB` is kv_b_proj viewed [H, dn+dv, r]:
+/// rows [:dn] of each head are W_UK, rows [dn:] are W_UV (see `MLA`).
+public struct AttentionWeights: Sendable {
+    public var qA: Linear?        // q_a_proj (q_lora_rank, hidden)
+    public var qANorm: Tensor?    // q_a_layernorm (q_lora_rank)
+    public var qB: Linear?        // q_b_proj (H·(dn+dr), q_lora_rank)
+    public var q: Linear?         // q_proj (H·(dn+dr), hidden) when q_lora_rank is null
+    public var kvA: Linear        // kv_a_proj_with_mqa (r + dr, hidden)
+    public var kvANorm: Tensor    // kv_a_layernorm (r)
+    public var kvB: Linear        // kv_b_proj (H·(dn+dv), r)
+    public var o: Linear          // o_proj (hidden, H·dv)
+}
+
+/// A SwiGLU feed-forward block: the dense FFN, a routed expert, or the fused shared experts.
+public struct FeedForwardWeights: Sendable {
+    public var gate: Linear       // gate_proj (intermediate, hidden)
+    public var up: Linear         // up_proj (intermediate, hidden)
+    public var down: Linear       // down_proj (hidden, intermediate)
+    public var intermediateSize: Int { gate.outFeatures }
+}
+
+public struct MoEWeights: Sendable {
+    public var router: Tensor                 // gate.weight (n_routed_experts, hidden)
+    public var correctionBias: Tensor?        // gate.e_score_correction_bias (n_routed_experts), V3 only
+    public var experts: [FeedForwardWeights]  // experts.E.{gate,up,down}_proj
+    public var shared: FeedForwardWeights?    // shared_experts, intermediate = moe_intermediate·n_shared
+}
+
+public enum MLPWeights: Sendable {
+    case dense(FeedForwardWeights)
+    case moe(MoEWeights)
+}
+
+public struct LayerWeights: Sendable {
+    public var inputNorm: Tensor      // input_layernorm (hidden)
+    public var attention: AttentionWeights
+    public var postAttentionNorm: Tensor  // post_attention_layernorm (hidden)
+    public var mlp: MLPWeights
+}
+
+/// All weights of a decoder, checked against the config: every expected tensor present with
+/// the right shape, and no tensor in the checkpoint left unused.
+public struct ModelWeights: Sendable {
+    public var embedding: Tensor      // embed_tokens (vocab, hidden)
+    public var layers: [LayerWeights]
+    public var norm: Tensor           // norm (hidden)
+    public var lmHead: Linear         // lm_head (vocab, hidden), or the embedding when tied
+
+    /// The one table from HF tensor names to TinySeek's structures.
+    public static func load(from source: any WeightSource, config c: ModelConfig) throws(ModelError) -> ModelWeights {
+        var take = WeightLoader(source: source)
+        let d = c.hiddenSize, h = c.numAttentionHeads
+        let qkHead = c.qkHeadDim
+
+        func linear(_ name: String, _ out: Int, _ inp: Int, bias: Bool = false) throws(ModelError) -> Linear {
+            Linear(weight: try take(name + ".weight", [out, inp]), bias: bias ? try take(name + ".bias", [out]) : nil)
+        }
+        func ffn(_ p: String, _ inter: Int) throws(ModelError) -> FeedForwardWeights {
+            FeedForwardWeights(gate: try linear(p + ".gate_proj", inter, d, bias: c.hasMLPBias),
+                               up: try linear(p + ".up_proj", inter, d, bias: c.hasMLPBias),
+                               down: try linear(p + ".down_proj", d, inter, bias: c.hasMLPBias))
+        }
+
+        let embedding = try take("model.embed_tokens.weight", [c.vocabSize, d])
+        var layers: [LayerWeights] = []
+        for l in 0..<c.numHiddenLayers {
+            let p = "model.layers.\(l)"
+            let a = "\(p).self_attn"
+            var attn = AttentionWeights(
+                kvA: try linear("\(a).kv_a_proj_with_mqa", c.kvLoraRank + c.qkRopeHeadDim, d, bias: c.hasAttentionBias),
+                kvANorm: try take("\(a).kv_a_layernorm.weight", [c.kvLoraRank]),
+                kvB: try linear("\(a).kv_b_proj", h * (c.qkNopeHeadDim + c.vHeadDim), c.kvLoraRank),
+                o: try linear("\(a).o_proj", d, h * c.vHeadDim, bias: c.hasAttentionBias))
+            if let qr = c.qLoraRank {
+                attn.qA = try linear("\(a).q_a_proj", qr, d, bias: c.hasAttentionBias)
+                attn.qANorm = try take("\(a).q_a_layernorm.weight", [qr])
+                attn.qB = try linear("\(a).q_b_proj", h * qkHead, qr)
+            } else {
+                attn.q = try linear("\(a).q_proj", h * qkHead, d)
+            }
+            let mlp: MLPWeights
+            if c.isMoELayer(l) {
+                let e = c.routedExperts, inter = c.expertIntermediateSize
+                var experts: [FeedForwardWeights] = []
+                for i in 0..<e { experts.append(try ffn("\(p).mlp.experts.\(i)", inter)) }
+                mlp = .moe(MoEWeights(
+                    router: try take("\(p).mlp.gate.weight", [e, d]),
+                    correctionBias: c.isV3 ? try take("\(p).mlp.gate.e_score_correction_bias", [e]) : nil,
+                    experts: experts,
+                    shared: c.sharedExperts > 0 ? try ffn("\(p).mlp.shared_experts", inter * c.sharedExperts) : nil))
+            } else {
+                mlp = .dense(try ffn("\(p).mlp", c.intermediateSize))
+            }
+            layers.append(LayerWeights(
+                inputNorm: try take("\(p).input_layernorm.weight", [d]),
+                attention: attn,
+                postAttentionNorm: try take("\(p).post_attention_layernorm.weight", [d]),
+                mlp: mlp))
+        }
+        let norm = try take("model.norm.weight", [d])
+        let lmHead: Linear
+        if c.tiesEmbeddings {
+            lmHead = Linear(weight: embedding)
+            take.ignore("lm_head.weight")
+        } else {
+            lmHead = try linear("lm_head", c.vocabSize, d)
+        }
+        // DeepSeek-V3 checkpoints carry multi-token-prediction layers (index num_hidden_layers and up)
+        // that next-token decoding does not use; transformers skips them too.
+        take.ignore { name in
+            let parts = name.split(separator: ".")
+            return name.hasPrefix("model.layers.") && parts.count > 2 && (Int(parts[2]) ?? -1) >= c.numHiddenLayers
+        }
+        try take.checkAllUsed()
+        return ModelWeights(embedding: embedding, layers: layers, norm: norm, lmHead: lmHead)
+    }
+
+    /// Parameters stored (all experts).
+    public var parameterCount: Int {
+        var n = embedding.count + norm.count
+        if lmHead.weight.storage !== embedding.storage { n += lmHead.parameterCount }
+        for l in layers {
+            n += l.inputNorm.count + l.postAttentionNorm.count
+            let a = l.attention
+            n += [a.qA, a.qB, a.q, a.kvA, a.kvB, a.o].compactMap { $0?.parameterCount }.reduce(0, +)
+            n += (a.qANorm?.count ?? 0) + a.kvANorm.count
+            switch l.mlp {
+            case let .dense(f): n += f.parameterCount
+            case let .moe(m):
+                n += m.router.count + (m.correctionBias?.count ?? 0) + (m.shared?.parameterCount ?? 0)
+                n += m.experts.map(\.parameterCount).reduce(0, +)
+            }
+        }
+        return n
+    }
+}
+
+extension FeedForwardWeights {
+    public var parameterCount: Int { gate.parameterCount + up.parameterCount + down.parameterCount }
+}
+
+/// Hands out tensors by name, checking shapes, and remembers which were taken so that
+/// loading can fail on a tensor the model would silently ignore.
+struct WeightLoader {
+    let source: any WeightSource
+    private let available: Set<String>
+    private var used = Set<String>()
+    private var ignoredPredicates: [(String) -> Bool] = []
+
+    init(source: any WeightSource) {
+        self.source = source
+        self.available = Set(source.tensorNames)
+    }
+
+    mutating func callAsFunction(_ name: String, _ shape: [Int]) throws(ModelError) -> Tensor {
+        guard available.contains(name) else {
+            throw .missingTensor(name: name)
+        }
+        let got: [Int]
+        do { got = try source.shape(of: name) } catch { throw .weights("\(error)") }
+        guard got == shape else { throw .tensorShape(name: name, expected: shape, got: got) }
+        used.insert(name)
+        do { return try source.float32(name) } catch { throw .weights("\(error)") }
+    }
+
+    mutating func ignore(_ name: String) { used.insert(name) }
+    mutating func ignore(where predicate: @escaping (String) -> Bool) { ignoredPredicates.append(predicate) }
+
+    func checkAllUsed() throws(ModelError) {
+        let unused = source.tensorNames.filter { name in !used.contains(name) && !ignoredPredicates.contains { $0(name) } }
+        guard unused.isEmpty else { throw .unusedTensors(names: unused.sorted()) }
+    }
+}

@@ -1,0 +1,50 @@
+import Tensor
+
+/// The run state: every activation buffer a forward pass needs, planned once and grown only
+/// when a longer batch or context arrives, so the per-token loop never allocates.
+public final class Workspace: @unchecked Sendable {
+    /// Named scratch buffers; each is a flat float array resized up, never down.
+    public enum Slot: Int, CaseIterable, Sendable {
+        case x, normed, residual            // (T, hidden)
+        case qA                             // (T, q_lora_rank)
+        case q                              // (T, H·(dn+dr))
+        case kvA                            // (T, r + dr)
+        case ropeCos, ropeSin               // (T, dr/2)
+        case keysValues                     // naive: (S, H·(dn+dv)) decompressed from the latent
+        case qLatent                        // absorbed: (T, H·(r+dr)) = [W_UKᵀ q_nope, q_pe] per head
+        case scores                         // (T, S) one head at a time
+        case context                        // absorbed: (T, H·r)
+        case attnOut                        // (T, H·dv)
+        case mlpOut                         // (T, hidden)
+        case gate, up                       // (rows, intermediate)
+        case routerLogits                   // (T, n_routed_experts)
+        case gathered                       // (rows routed to one expert, hidden)
+        case expertOut                      // (rows routed to one expert, hidden)
+        case logits                         // (T, vocab)
+    }
+
+    private var buffers: [TensorStorage]
+
+    public init() {
+        buffers = Slot.allCases.map { _ in TensorStorage(zeros: 0) }
+    }
+
+    /// A buffer of at least `count` floats for `slot` (contents unspecified).
+    @inline(__always)
+    public func pointer(_ slot: Slot, _ count: Int) -> UnsafeMutablePointer<Float> {
+        if buffers[slot.rawValue].count < count {
+            buffers[slot.rawValue] = TensorStorage(zeros: count)
+        }
+        return buffers[slot.rawValue].base
+    }
+
+    /// A tensor view of `shape` over `slot`'s buffer.
+    public func tensor(_ slot: Slot, _ shape: [Int]) -> Tensor {
+        let count = shape.reduce(1, *)
+        _ = pointer(slot, count)
+        return Tensor(storage: buffers[slot.rawValue], shape: shape)
+    }
+
+    /// Total floats currently held, for memory reports.
+    public var floatCount: Int { buffers.reduce(0) { $0 + $1.count } }
+}
