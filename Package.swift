@@ -54,11 +54,13 @@ let package = Package(
         .testTarget(
             name: "TensorTests",
             dependencies: ["Tensor"],
+            exclude: ["Fixtures"],
             swiftSettings: simdSwiftFlags
         ),
         .testTarget(
             name: "TinySeekTests",
             dependencies: ["TinySeek", "Tensor"],
+            exclude: ["Fixtures"],
             swiftSettings: simdSwiftFlags
         ),
     ]

@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+@testable import TinySeek
+
+/// A checkpoint with tensors removed, replaced or added, to test what loading rejects.
+struct EditedSource: WeightSource {
+    let base: SafetensorsCheckpoint
+    var removed: Set<String> = []
+    var extra: [String: Tensor] = [:]
+
+    var tensorNames: [String] { base.tensorNames.filter { !removed.contains($0) } + extra.keys.sorted() }
+    func shape(of name: String) throws -> [Int] { try extra[name]?.shape ?? base.info(name).shape }
+    func float32(_ name: String) throws -> Tensor { try extra[name] ?? base.tensor(name) }
+}
+
+@Suite struct LoadingTests {
+    static let name = "deepseek-v3-tiny"
+
+    func source() throws -> (EditedSource, ModelConfig) {
+        let dir = Repo.model(Self.name)
+        return (EditedSource(base: try SafetensorsCheckpoint(directory: dir)), try ModelConfig.load(from: dir))
+    }
+
+    @Test func f32WeightsAreZeroCopy() throws {
+        let model = try Models.load(Self.name)
+        #expect(!model.weights.embedding.storage.isOwned)
+        #expect(!model.weights.layers[0].attention.kvB.weight.storage.isOwned)
+    }
+
+    @Test func missingTensorIsNamed() throws {
+        var (s, c) = try source()
+        s.removed = ["model.layers.1.self_attn.kv_b_proj.weight"]
+        #expect(throws: ModelError.missingTensor(name: "model.layers.1.self_attn.kv_b_proj.weight")) {
+            try ModelWeights.load(from: s, config: c)
+        }
+    }
+
+    @Test func misshapenTensorIsNamed() throws {
+        var (s, c) = try source()
+        s.extra = ["model.norm.weight": Tensor(zeros: [c.hiddenSize + 1])]
+        #expect(throws: ModelError.tensorShape(name: "model.norm.weight", expected: [c.hiddenSize], got: [c.hiddenSize + 1])) {
+            try ModelWeights.load(from: s, config: c)
+        }
+    }
+
+    @Test func unusedTensorIsAnError() throws {
+        var (s, c) = try source()
+        s.extra = ["model.layers.0.self_attn.rotary_emb.inv_freq": Tensor(zeros: [4])]
+        #expect(throws: ModelError.unusedTensors(names: ["model.layers.0.self_attn.rotary_emb.inv_freq"])) {
+            try ModelWeights.load(from: s, config: c)
+        }
+    }
+
+    @Test func configThatDisagreesWithWeightsIsAnError() throws {
+        let (s, original) = try source()
+        var c = original
+        c.kvLoraRank += 2
+        #expect(throws: ModelError.self) { try ModelWeights.load(from: s, config: c) }
+    }
+
+    @Test func badRequestsAreTypedErrors() throws {
+        let model = try Models.load(Self.name)
+        let v = model.config.vocabSize
+        let session = model.makeSession(capacity: 8)
+        #expect(throws: ModelError.emptyPrompt) { try session.forward([]) }
+        #expect(throws: ModelError.tokenOutOfRange(token: v, vocabSize: v)) { try session.forward([1, v]) }
+        #expect(throws: ModelError.tokenOutOfRange(token: -1, vocabSize: v)) { try session.forward([-1]) }
+        #expect(throws: ModelError.contextOverflow(needed: 9, limit: 8)) { try session.forward(Array(repeating: 1, count: 9)) }
+        #expect(session.position == 0, "a rejected request must not touch the cache")
+        let long = model.makeSession()
+        let maxPos = model.config.maxPositionEmbeddings
+        #expect(throws: ModelError.contextOverflow(needed: maxPos + 1, limit: maxPos)) {
+            try long.generate(prompt: [1, 2], maxTokens: maxPos - 1)
+        }
+        session.options.expertsPerToken = 0
+        #expect(throws: ModelError.self) { try session.forward([1]) }
+    }
+
+    @Test func expertsPerTokenOverrideChangesRouting() throws {
+        let model = try Models.load(Self.name)
+        let prompt = [5, 17, 99, 3]
+        let a = model.makeSession(capacity: 4)
+        let base = try a.forward(prompt, allLogits: true).scalars
+        let b = model.makeSession(capacity: 4)
+        b.options.expertsPerToken = 1
+        let fewer = try b.forward(prompt, allLogits: true).scalars
+        #expect(maxAbsDiff(base, fewer) > 1e-3, "top-1 routing should change the logits")
+    }
+}
