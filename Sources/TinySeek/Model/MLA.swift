@@ -28,6 +28,10 @@ struct MLA {
     let weights: AttentionWeights
     let layer: Int
 
+    /// q_a_layernorm and kv_a_layernorm use RMSNorm's default eps, not rms_norm_eps: transformers
+    /// and DeepSeek's reference both construct them without the config value.
+    static let latentNormEps: Float = 1e-6
+
     /// Caps the score buffer at ~4M floats by processing query rows in blocks.
     static let scoreBudget = 1 << 22
 
@@ -52,7 +56,7 @@ struct MLA {
             rec.op("q_a_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: T, width: qA.outFeatures)) {
                 for t in 0..<T {
                     let row = qa + t * qA.outFeatures
-                    Kernels.rmsNorm(row, weight: qANorm.pointer, eps: c.eps, count: qA.outFeatures, out: row)
+                    Kernels.rmsNorm(row, weight: qANorm.pointer, eps: Self.latentNormEps, count: qA.outFeatures, out: row)
                 }
             }
             rec.op("q_b_proj", layer: l, kind: qB.kind(tokens: T), cost: qB.cost(tokens: T)) {
@@ -73,7 +77,7 @@ struct MLA {
         rec.op("kv_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: T, width: r)) {
             for t in 0..<T {
                 let row = cache.row(layer: l, position: p0 + t)
-                Kernels.rmsNorm(kvA + t * (r + dr), weight: weights.kvANorm.pointer, eps: c.eps, count: r, out: row)
+                Kernels.rmsNorm(kvA + t * (r + dr), weight: weights.kvANorm.pointer, eps: Self.latentNormEps, count: r, out: row)
                 (row + r).update(from: kvA + t * (r + dr) + r, count: dr)
             }
         }
