@@ -80,10 +80,3 @@ func expectClose(
         max abs diff \(maxDiff) at index \(maxAt); worst at index \(w): got \(a[w]), expected \(b[w])
         """, sourceLocation: sourceLocation)
 }
-
-/// Runs a kernel that writes `count` floats into a fresh buffer and returns them.
-func _unusedOutput(_ count: Int, initial: Float = 0, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
-    var out = [Float](repeating: initial, count: max(count, 1))
-    out.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
-    return Array(out.prefix(count))
-}
