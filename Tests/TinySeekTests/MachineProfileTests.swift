@@ -46,7 +46,7 @@ struct MachineProfileTests {
     @Test("corrupt or invalid files are .malformed naming the path and the problem",
           arguments: [
               ("{\"gemm_gflops\": 1", "not valid JSON"),
-              ("[]", "not of type"),
+              ("[]", "expected a JSON object"),
               ("{\"gemm_gflops\": 100, \"bandwidth_gbps\": 10, \"triad_gbps\": 8, \"cpu\": \"x\", \"measured_at\": \"t\"}",
                "missing key 'threads'"),
               ("{\"gemm_gflops\": 100, \"bandwidth_gbps\": 10, \"triad_gbps\": 8, \"threads\": \"two\", \"cpu\": \"x\", \"measured_at\": \"t\"}",

@@ -114,9 +114,9 @@ public enum Calibration {
         }
 
         // Triad (STREAM): a = b + s·c. Bytes counted as 3 arrays (read b, read c, write a), the
-        // STREAM convention, so the figure compares with published STREAM results. A plain store
-        // first reads a's line into cache (write-allocate), so DRAM really moves 4 arrays: the
-        // hardware's rate is 4/3 of this figure.
+        // STREAM convention, so the figure compares with published STREAM results. Where a plain
+        // store first reads a's line into cache (write-allocate), DRAM moves 4 arrays and the
+        // hardware's rate is 4/3 of this figure; whether it does depends on the CPU.
         let triadBytes = Double(3 * count * 4)
         let triadTime = bestTime(options, report: { run, runs, best in
             progress("triad \(size): run \(run)/\(runs), best \(format(triadBytes / best / 1e9)) GB/s")

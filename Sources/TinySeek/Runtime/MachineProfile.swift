@@ -12,7 +12,7 @@ public struct MachineProfile: Codable, Sendable, Equatable {
     /// Streaming read bandwidth on all cores, GB/s (10⁹ B/s): the slope batch-1 decode runs on.
     public let bandwidthGBps: Double
     /// STREAM triad a = b + s·c on all cores, GB/s, counting 3 arrays per element (STREAM's
-    /// convention; the write-allocate read of `a` is real traffic but not counted).
+    /// convention; a write-allocate read of `a`, where the CPU does one, is not counted).
     public let triadGBps: Double
     /// Threads the memory measurements ran on (all active cores).
     public let threads: Int
@@ -195,7 +195,7 @@ extension MachineProfile {
         case let .keyNotFound(k, _):
             return "missing key '\(k.stringValue)'"
         case let .typeMismatch(type, context):
-            return "'\(key(context))' is not of type \(type)"
+            return context.codingPath.isEmpty ? "expected a JSON object" : "'\(key(context))' is not of type \(type)"
         case let .valueNotFound(_, context):
             return "'\(key(context))' is null"
         case let .dataCorrupted(context):
