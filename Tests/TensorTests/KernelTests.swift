@@ -1,1 +1,223 @@
+import Foundation
+import Tensor
 import Testing
+
+// Every fast kernel in `Kernels` against its twin in `ReferenceKernels`, on seeded random inputs
+// of lengths that are not multiples of the SIMD width, so both the vector body and the scalar
+// tail run. Tolerances, and why:
+// - Reductions (gemm, matvec, dot, the sums inside rmsNorm and softmax) add in a different order
+//   (SIMD lanes, BLAS blocking, FMA), so they agree to a relative 1e-5 of the size of the summed
+//   terms, Σ|xᵢ·yᵢ|: the textbook error bound scales with that, not with a cancelled result.
+// - Elementwise kernels that do the same IEEE operations per element (add, mul, scale, rope) must
+//   agree exactly; Swift does not contract a·b + c into an FMA behind our back.
+// - addScaled uses an FMA (one rounding) where the reference rounds twice: ≤ 1.5 ulp of |y| + |αx|.
+// - silu and siluMul use the polynomial `exp8` instead of libm's expf: a few ulp.
+
+/// A gemm implementation: `Kernels.gemm` or `ReferenceKernels.gemm`.
+typealias Gemm = @Sendable (Int, Int, Int, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Bool,
+                  UnsafeMutablePointer<Float>, Int, Float, Float) -> Void
+
+let fastGemm: Gemm = { Kernels.gemm(m: $0, n: $1, k: $2, a: $3, lda: $4, b: $5, ldb: $6, transposeB: $7,
+                                    c: $8, ldc: $9, alpha: $10, beta: $11) }
+let referenceGemm: Gemm = { ReferenceKernels.gemm(m: $0, n: $1, k: $2, a: $3, lda: $4, b: $5, ldb: $6,
+                                                  transposeB: $7, c: $8, ldc: $9, alpha: $10, beta: $11) }
+
+/// One gemm problem with strided operands: every row is `pad` floats longer than it needs to be,
+/// and the padding of A and B is NaN, so a kernel that reads past a row poisons its result.
+/// The padding of C holds a sentinel that must survive. With beta = 0, C starts as NaN too:
+/// BLAS semantics say C is then not read.
+struct GemmProblem: CustomStringConvertible {
+    let m, n, k: Int
+    let transposeB: Bool
+    let alpha, beta: Float
+    let pad: Int
+    var lda: Int { k + pad }
+    var ldb: Int { (transposeB ? k : n) + pad }
+    var ldc: Int { n + pad }
+    let a, b, c: [Float]  // a: (m, lda), b: (n, ldb) if transposeB else (k, ldb), c: (m, ldc)
+
+    init(m: Int, n: Int, k: Int, transposeB: Bool, alpha: Float = 1, beta: Float = 0, pad: Int = 3,
+         rng: inout SplitMix64) {
+        (self.m, self.n, self.k, self.transposeB, self.alpha, self.beta, self.pad) = (m, n, k, transposeB, alpha, beta, pad)
+        func strided(rows: Int, length: Int, stride: Int, padding: Float, rng: inout SplitMix64) -> [Float] {
+            var out = [Float](repeating: padding, count: rows * stride)
+            for r in 0..<rows { for j in 0..<length { out[r * stride + j] = rng.float() } }
+            return out
+        }
+        a = strided(rows: m, length: k, stride: k + pad, padding: .nan, rng: &rng)
+        b = transposeB ? strided(rows: n, length: k, stride: k + pad, padding: .nan, rng: &rng)
+                       : strided(rows: k, length: n, stride: n + pad, padding: .nan, rng: &rng)
+        var c = strided(rows: m, length: n, stride: n + pad, padding: 777, rng: &rng)
+        if beta == 0 { for i in 0..<m { for j in 0..<n { c[i * (n + pad) + j] = .nan } } }
+        self.c = c
+    }
+
+    /// C after `gemm`, the whole strided buffer including padding.
+    func run(_ gemm: Gemm, absolute: Bool = false) -> [Float] {
+        let (a, b) = absolute ? (self.a.map(abs), self.b.map(abs)) : (self.a, self.b)
+        var c = absolute ? self.c.map(abs) : self.c
+        gemm(m, n, k, a, lda, b, ldb, transposeB, &c, ldc, absolute ? abs(alpha) : alpha, absolute ? abs(beta) : beta)
+        return c
+    }
+
+    var description: String {
+        "gemm m=\(m) n=\(n) k=\(k) transposeB=\(transposeB) alpha=\(alpha) beta=\(beta) lda=\(lda) ldb=\(ldb) ldc=\(ldc)"
+    }
+}
+
+func checkGemm(_ p: GemmProblem, sourceLocation: SourceLocation = #_sourceLocation) {
+    // Σ|a|·|b|·|alpha| + |beta|·|c|: the reference run on absolute values.
+    let magnitude = p.run(referenceGemm, absolute: true)
+    expectClose(p.run(fastGemm), p.run(referenceGemm), tol: 1e-5, magnitude: magnitude, "\(p)",
+                sourceLocation: sourceLocation)
+}
+
+@Suite("Kernels agree with ReferenceKernels")
+struct KernelTests {
+    static let scalings: [(alpha: Float, beta: Float)] = [(1, 0), (0.5, 0), (1, 1), (-2, 0.25)]
+
+    @Test("gemm, m = 1: the SIMD matvec path (transposeB, alpha 1, beta 0) and every sgemm variant",
+          arguments: [true, false])
+    func gemmSingleRow(transposeB: Bool) {
+        var rng = SplitMix64(seed: 1)
+        for (alpha, beta) in Self.scalings {
+            for n in oddSizes { for k in oddSizes {
+                checkGemm(GemmProblem(m: 1, n: n, k: k, transposeB: transposeB, alpha: alpha, beta: beta, rng: &rng))
+            } }
+        }
+    }
+
+    @Test("gemm, m > 1: OpenBLAS sgemm with strided operands", arguments: [true, false])
+    func gemmBatch(transposeB: Bool) {
+        var rng = SplitMix64(seed: 2)
+        let sizes = oddSizes.filter { $0 <= 100 }
+        for (alpha, beta) in Self.scalings {
+            for m in [2, 5, 17] { for n in sizes { for k in sizes {
+                checkGemm(GemmProblem(m: m, n: n, k: k, transposeB: transposeB, alpha: alpha, beta: beta, rng: &rng))
+            } } }
+        }
+        for (m, n, k) in [(33, 100, 1000), (100, 33, 17), (9, 1000, 31)] {
+            checkGemm(GemmProblem(m: m, n: n, k: k, transposeB: transposeB, alpha: 1, beta: 0, rng: &rng))
+        }
+    }
+
+    @Test("gemm with an empty dimension writes nothing (m or n = 0) or beta·C (k = 0)")
+    func gemmEmpty() {
+        var rng = SplitMix64(seed: 3)
+        for (m, n, k) in [(0, 5, 5), (5, 0, 5), (5, 5, 0), (1, 5, 0), (0, 0, 0)] {
+            for (alpha, beta) in Self.scalings { for t in [true, false] {
+                checkGemm(GemmProblem(m: m, n: n, k: k, transposeB: t, alpha: alpha, beta: beta, rng: &rng))
+            } }
+        }
+    }
+
+    @Test("matvec against a one-row reference gemm, weight rows strided and NaN-padded")
+    func matvec() {
+        var rng = SplitMix64(seed: 4)
+        for rows in oddSizes { for cols in oddSizes {
+            let p = GemmProblem(m: 1, n: rows, k: cols, transposeB: true, rng: &rng)
+            var y = [Float](repeating: .nan, count: rows)
+            Kernels.matvec(weight: p.b, ldw: p.ldb, rows: rows, cols: cols, x: p.a, y: &y)
+            let expected = Array(p.run(referenceGemm).prefix(rows))
+            let magnitude = Array(p.run(referenceGemm, absolute: true).prefix(rows))
+            expectClose(y, expected, tol: 1e-5, magnitude: magnitude, "matvec rows=\(rows) cols=\(cols)")
+        } }
+    }
+
+    @Test("dot, aligned and misaligned", arguments: oddSizes + [4097])
+    func dot(n: Int) {
+        var rng = SplitMix64(seed: 5 &+ UInt64(n))
+        let a = rng.floats(n + 1), b = rng.floats(n + 1)
+        for shift in [0, 1] {
+            let fast = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
+                Kernels.dot(pa.baseAddress! + shift, pb.baseAddress! + shift, count: n) } }
+            let ref = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
+                ReferenceKernels.dot(pa.baseAddress! + shift, pb.baseAddress! + shift, count: n) } }
+            let terms = ReferenceKernels.dot(a.dropFirst(shift).map(abs), b.dropFirst(shift).map(abs), count: n)
+            expectClose([fast], [ref], tol: 1e-5, magnitude: [terms], "dot n=\(n) shift=\(shift)")
+        }
+    }
+
+    @Test("rmsNorm", arguments: oddSizes)
+    func rmsNorm(n: Int) {
+        var rng = SplitMix64(seed: 6 &+ UInt64(n))
+        let x = rng.floats(n, in: -3..<3), w = rng.floats(n, in: 0.5..<1.5)
+        // A sum of squares has no cancellation, so relative to each output is honest here.
+        var fast = [Float](repeating: .nan, count: n), ref = fast
+        Kernels.rmsNorm(x, weight: w, eps: 1e-6, count: n, out: &fast)
+        ReferenceKernels.rmsNorm(x, weight: w, eps: 1e-6, count: n, out: &ref)
+        expectClose(fast, ref, tol: 1e-5, "rmsNorm n=\(n)")
+        // An all-zero row stays zero (1/sqrt(eps) times 0), not NaN.
+        var zero = [Float](repeating: .nan, count: n)
+        Kernels.rmsNorm([Float](repeating: 0, count: n), weight: w, eps: 1e-6, count: n, out: &zero)
+        expectClose(zero, [Float](repeating: 0, count: n), tol: 0, "rmsNorm of zeros n=\(n)")
+    }
+}
+
+// MARK: - softmax
+
+/// Softmax of `row` over its first `valid` entries with both kernels.
+func softmaxBoth(_ row: [Float], valid: Int) -> (fast: [Float], ref: [Float]) {
+    var fast = row, ref = row
+    Kernels.softmax(&fast, count: row.count, valid: valid)
+    ReferenceKernels.softmax(&ref, count: row.count, valid: valid)
+    return (fast, ref)
+}
+
+/// The properties any softmax output must have: masked entries exactly 0, the rest a
+/// probability distribution (non-negative, sum 1 — summed in Double so only the kernel's own
+/// rounding shows).
+func checkDistribution(_ p: [Float], valid: Int, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    let v = min(max(valid, 0), p.count)
+    #expect(p[v...].allSatisfy { $0 == 0 }, "\(what): masked entries not zero", sourceLocation: sourceLocation)
+    guard v > 0 else { return }
+    #expect(p[..<v].allSatisfy { $0 >= 0 && $0 <= 1 }, "\(what): entry outside [0, 1]", sourceLocation: sourceLocation)
+    let sum = p[..<v].reduce(0.0) { $0 + Double($1) }
+    #expect(abs(sum - 1) <= 1e-5, "\(what): sums to \(sum)", sourceLocation: sourceLocation)
+}
+
+extension KernelTests {
+    @Test("softmax over the first `valid` of n entries, valid from 0 to beyond n", arguments: oddSizes)
+    func softmax(n: Int) {
+        var rng = SplitMix64(seed: 7 &+ UInt64(n))
+        let row = rng.floats(n, in: -8..<8)
+        for valid in Set([-1, 0, 1, n / 2, n - 1, n, n + 3]) {
+            let (fast, ref) = softmaxBoth(row, valid: valid)
+            // exp8 is within ~2 ulp of expf; the sums differ in order: relative 1e-5 per entry.
+            expectClose(fast, ref, tol: 1e-5, "softmax n=\(n) valid=\(valid)")
+            checkDistribution(fast, valid: valid, "softmax n=\(n) valid=\(valid)")
+        }
+    }
+
+    @Test("softmax rows of a causal score matrix: row t keeps t + 1 entries, each sums to 1")
+    func softmaxCausalRows() {
+        var rng = SplitMix64(seed: 8)
+        let n = 37
+        for t in 0..<n {
+            let (fast, ref) = softmaxBoth(rng.floats(n, in: -20..<20), valid: t + 1)
+            expectClose(fast, ref, tol: 1e-5, "causal softmax row \(t)")
+            checkDistribution(fast, valid: t + 1, "causal softmax row \(t)")
+        }
+    }
+
+    /// Regression: `exp8` clamped its input at -87.3 and so returned 1.2e-38 for exp(-inf);
+    /// a -inf (masked) score got a tiny non-zero probability instead of exactly 0.
+    @Test("softmax is stable for scores of magnitude 1e4 and -inf entries", arguments: [8, 9, 17, 100, 1000])
+    func softmaxExtremes(n: Int) {
+        var rng = SplitMix64(seed: 9 &+ UInt64(n))
+        var row = rng.floats(n, in: -1e4..<1e4)
+        let masked = Set((0..<n / 3).map { _ in rng.int(in: 1..<n) })  // index 0 stays finite
+        for i in masked { row[i] = -.infinity }
+        let (fast, ref) = softmaxBoth(row, valid: n)
+        // exp8 flushes results below e^-87.3 ≈ 1.2e-38 to 0 where expf returns them (subnormal).
+        expectClose(fast, ref, tol: 1e-5, atol: 2 * Float.leastNormalMagnitude, "softmax 1e4 n=\(n)")
+        checkDistribution(fast, valid: n, "softmax 1e4 n=\(n)")
+        #expect(masked.allSatisfy { fast[$0] == 0 }, "exp(-inf) must give exactly 0 (n=\(n))")
+
+        // Nearly equal large scores: the max subtraction keeps exp in range.
+        let flat = (0..<n).map { Float(1e4) + Float($0 % 3) }
+        let (f2, r2) = softmaxBoth(flat, valid: n)
+        expectClose(f2, r2, tol: 1e-5, "softmax near 1e4 n=\(n)")
+        checkDistribution(f2, valid: n, "softmax near 1e4 n=\(n)")
+    }
+}

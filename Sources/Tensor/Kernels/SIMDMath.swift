@@ -13,8 +13,9 @@ func store8(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
 }
 
 /// exp(x) for 8 lanes (Cephes expf): x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6
-/// polynomial, 2^n assembled in the exponent bits. Inputs are clamped to the float range, so
-/// exp(-inf) = 0 as softmax masking needs.
+/// polynomial, 2^n assembled in the exponent bits. Inputs are clamped to the normal float range,
+/// and below it (e^-87.3 ≈ 1.2e-38) the result is flushed to 0, so exp(-inf) = 0 as softmax
+/// masking needs (the clamp alone gave 1.2e-38).
 @inline(__always)
 func exp8(_ xIn: V8) -> V8 {
     let x = xIn.clamped(lowerBound: V8(repeating: -87.3), upperBound: V8(repeating: 88.3))
@@ -29,7 +30,7 @@ func exp8(_ xIn: V8) -> V8 {
     p = p * r + 5.0000001201e-1
     p = p * r * r + r + 1
     let bits = (SIMD8<Int32>(truncatingIfNeeded: SIMD8<Int32>(n)) &+ 127) &<< 23
-    return p * unsafeBitCast(bits, to: V8.self)
+    return (p * unsafeBitCast(bits, to: V8.self)).replacing(with: 0, where: xIn .< -87.3)
 }
 
 @inline(__always)

@@ -1,0 +1,60 @@
+import Tensor
+import Testing
+
+// argmax and topK decide which token is sampled and which experts a token is routed to, so they
+// must agree with the reference exactly, ties included (lower index first).
+
+func topKBoth(_ x: [Float], k: Int) -> (fast: [Int], ref: [Int], fastValues: [Float], refValues: [Float]) {
+    let fast = x.withUnsafeBufferPointer { Kernels.topK($0, k: k) }
+    let ref = x.withUnsafeBufferPointer { ReferenceKernels.topK($0, k: k) }
+    return (fast.map(\.index), ref.map(\.index), fast.map(\.value), ref.map(\.value))
+}
+
+extension KernelTests {
+    @Test("argmax: same index as the reference, first on ties", arguments: oddSizes)
+    func argmax(n: Int) {
+        var rng = SplitMix64(seed: 30 &+ UInt64(n))
+        for x in [rng.floats(n), rng.ties(n), [Float](repeating: -.infinity, count: n)] {
+            let fast = x.withUnsafeBufferPointer { Kernels.argmax($0) }
+            let ref = x.withUnsafeBufferPointer { ReferenceKernels.argmax($0) }
+            #expect(fast == ref, "argmax n=\(n): \(String(describing: fast)) vs \(String(describing: ref))")
+        }
+    }
+
+    @Test("argmax edge cases")
+    func argmaxEdges() {
+        func both(_ x: [Float]) -> [Int?] {
+            [x.withUnsafeBufferPointer { Kernels.argmax($0) }, x.withUnsafeBufferPointer { ReferenceKernels.argmax($0) }]
+        }
+        #expect(both([]) == [nil, nil])
+        #expect(both([5]) == [0, 0])
+        #expect(both([1, 3, 3, 2]) == [1, 1])
+        #expect(both([-.infinity, -.infinity]) == [0, 0])
+        #expect(both((0..<17).map(Float.init)) == [16, 16])
+    }
+
+    @Test("topK: same indices and values as the reference for k from 0 to beyond n", arguments: oddSizes)
+    func topK(n: Int) {
+        var rng = SplitMix64(seed: 31 &+ UInt64(n))
+        for x in [rng.floats(n), rng.ties(n), rng.ties(n, distinct: 2)] {
+            for k in Set([0, 1, 2, 8, n / 2, n, n + 5]) {
+                let r = topKBoth(x, k: k)
+                #expect(r.fast == r.ref, "topK n=\(n) k=\(k): indices \(r.fast.prefix(12)) vs \(r.ref.prefix(12))")
+                #expect(r.fastValues == r.refValues, "topK n=\(n) k=\(k): values differ")
+                #expect(r.fast.count == min(k, n))
+            }
+        }
+    }
+
+    @Test("topK edge cases: k = 0, k > n, ties keep the lower index first")
+    func topKEdges() {
+        let x: [Float] = [1, 3, 3, 2, 3]
+        for (k, expected) in [(0, []), (2, [1, 2]), (4, [1, 2, 4, 3]), (9, [1, 2, 4, 3, 0]), (-1, [])] {
+            let r = topKBoth(x, k: k)
+            #expect(r.fast == expected, "topK k=\(k)")
+            #expect(r.ref == expected, "reference topK k=\(k)")
+        }
+        #expect(topKBoth([], k: 3).fast.isEmpty)
+        #expect(topKBoth([-.infinity, 0, -.infinity], k: 3).fast == [1, 0, 2])
+    }
+}
