@@ -17,6 +17,7 @@ let package = Package(
     products: [
         .library(name: "TinySeek", targets: ["TinySeek"]),
         .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "TinySeekRuntime", targets: ["TinySeekRuntime"]),
         .executable(name: "tinyseek", targets: ["tinyseek"]),
     ],
     dependencies: [
@@ -36,17 +37,24 @@ let package = Package(
             cSettings: simdCFlags,
             swiftSettings: simdSwiftFlags
         ),
-        // The model (config, weights, MLA, MoE, decoder, sampler) and its runtime
-        // (instrumented executor, cost model, scheduler, machine profile).
+        // The model: config, weights, RoPE/YaRN, MLA, MoE, decoder, latent cache, sampler,
+        // and the op instrumentation every call site records into (cost formulas, recorder).
         .target(
             name: "TinySeek",
             dependencies: ["Tensor"],
             swiftSettings: simdSwiftFlags
         ),
+        // Around the model: machine roofline (calibration), profiler reports, the analytic
+        // model at real scale, and the expert-batching scheduler.
+        .target(
+            name: "TinySeekRuntime",
+            dependencies: ["TinySeek", "Tensor"],
+            swiftSettings: simdSwiftFlags
+        ),
         .executableTarget(
             name: "tinyseek",
             dependencies: [
-                "TinySeek", "Tensor",
+                "TinySeek", "TinySeekRuntime", "Tensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: simdSwiftFlags
@@ -61,6 +69,11 @@ let package = Package(
             name: "TinySeekTests",
             dependencies: ["TinySeek", "Tensor"],
             exclude: ["Fixtures"],
+            swiftSettings: simdSwiftFlags
+        ),
+        .testTarget(
+            name: "TinySeekRuntimeTests",
+            dependencies: ["TinySeekRuntime", "TinySeek", "Tensor"],
             swiftSettings: simdSwiftFlags
         ),
     ]

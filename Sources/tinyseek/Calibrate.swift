@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TinySeek
+import TinySeekRuntime
 
 /// `tinyseek calibrate`: measure the roofline once, save it, and let every later profile and
 /// benchmark report "% of roofline" against it.

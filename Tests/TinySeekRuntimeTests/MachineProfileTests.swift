@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TinySeek
+import TinySeekRuntime
 
 /// A fresh directory under the system temporary directory, removed by the caller.
 func temporaryDirectory() throws -> URL {
