@@ -72,3 +72,13 @@ public final class Session {
         }
     }
 }
+
+extension Session {
+    /// Drops every position from `n` on (cache and token history), e.g. to time the same decode
+    /// step twice or to re-run a prompt suffix.
+    public func rewind(to n: Int) {
+        let keep = min(max(n, 0), position)
+        cache.truncate(to: keep)
+        tokens.removeLast(tokens.count - keep)
+    }
+}
