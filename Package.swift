@@ -13,7 +13,7 @@ let simdCFlags: [CSetting] = []
 
 let package = Package(
     name: "TinySeek",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],  // Synchronization.Atomic (WorkerPool)
     products: [
         .library(name: "TinySeek", targets: ["TinySeek"]),
         .library(name: "Tensor", targets: ["Tensor"]),

@@ -6,9 +6,12 @@ import Foundation
 /// Every function has the same signature and meaning as its twin in `ReferenceKernels`, the
 /// algorithmic reference the tests hold it to.
 public enum Kernels {
-    /// C = alpha · A · op(B) + beta · C (see `ReferenceKernels.gemm`). A batch of rows goes to
-    /// OpenBLAS sgemm; a single row against a [n, k] weight uses the SIMD matvec, which streams
-    /// the weight once at memory speed without BLAS's call overhead.
+    /// C = alpha · A · op(B) + beta · C (see `ReferenceKernels.gemm`). A single row against a
+    /// [n, k] weight uses the SIMD matvec, which streams the weight once at memory speed without
+    /// BLAS's call overhead; a batch of rows goes to OpenBLAS sgemm. Both are split across the
+    /// `WorkerPool` lanes (matvec over output rows, sgemm over output columns), with OpenBLAS
+    /// itself kept on one thread: its own workers busy-wait after every call and would fight the
+    /// pool's for the same cores (see `BLAS.useCallerThreadOnly`).
     ///
     /// FLOPs: 2·m·n·k. Bytes: 4·(m·k + n·k + m·n) at least.
     public static func gemm(
@@ -23,10 +26,46 @@ public enum Kernels {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        let pool = WorkerPool.shared
         if m == 1 && transposeB && alpha == 1 && beta == 0 {
-            matvec(weight: b, ldw: ldb, rows: n, cols: k, x: a, y: c)
+            let chunks = WeightMatrix.matvecChunks(rows: n, bytes: Double(n * k * 4), lanes: pool.laneCount)
+            guard chunks > 1 else {
+                matvec(weight: b, ldw: ldb, rows: n, cols: k, x: a, y: c)
+                return
+            }
+            let per = ((n + chunks - 1) / chunks + 3) & ~3
+            pool.run(chunks: (n + per - 1) / per) { i, _ in
+                let lo = i * per, hi = min(n, lo + per)
+                matvec(weight: b + lo * ldb, ldw: ldb, rows: hi - lo, cols: k, x: a, y: c + lo)
+            }
             return
         }
+        let chunks = gemmChunks(m: m, n: n, k: k, lanes: pool.laneCount)
+        guard chunks > 1 else {
+            sgemm(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, transposeB: transposeB, c: c, ldc: ldc,
+                  alpha: alpha, beta: beta)
+            return
+        }
+        let per = ((n + chunks - 1) / chunks + 15) & ~15
+        pool.run(chunks: (n + per - 1) / per) { i, _ in
+            let lo = i * per, hi = min(n, lo + per)
+            // Columns lo..<hi of C need rows lo..<hi of B stored [n, k], or columns of B stored [k, n].
+            sgemm(m: m, n: hi - lo, k: k, a: a, lda: lda, b: transposeB ? b + lo * ldb : b + lo, ldb: ldb,
+                  transposeB: transposeB, c: c + lo, ldc: ldc, alpha: alpha, beta: beta)
+        }
+    }
+
+    /// Pieces an sgemm is cut into along n: 1 below ~2·10⁵ multiply-adds (a few microseconds,
+    /// less than a hand-off is worth), else up to 4 per lane with at least 32 columns each.
+    static func gemmChunks(m: Int, n: Int, k: Int, lanes: Int) -> Int {
+        guard lanes > 1, m * n * k >= 200_000, n >= 64 else { return 1 }
+        return max(1, min(4 * lanes, n / 32))
+    }
+
+    /// One OpenBLAS sgemm call on the calling thread, row-major, C = alpha·A·op(B) + beta·C.
+    @inline(__always)
+    static func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                      transposeB: Bool, c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }

@@ -132,13 +132,14 @@ struct MLA {
             // q̃ = [W_UK,hᵀ q_nope,h | q_pe,h] per head, rows ordered (t, h).  qLat: (T·H, r + dr)
             let w = r + dr
             let qLat = ws.pointer(.qLatent, T * H * w)
-            let kvB = weights.kvB.weight.pointer
+            // W_UK,h and W_UV,h are row views of kv_b_proj in its stored format (no float32 copy).
+            let kvB = weights.kvB.weight
             rec.op("q_absorb", layer: l, kind: .gemm,
                    cost: Cost.qAbsorb(heads: H, tokens: T, kvLoraRank: r, nope: dn, weightBytes: weights.kvB.weightBytes)) {
                 for h in 0..<H {
                     // W_UK,h = rows [h(dn+dv), h(dn+dv)+dn) of kv_b_proj: (dn, r); q̃ = q_nope · W_UK,h
-                    Kernels.gemm(m: T, n: r, k: dn, a: q + h * dqk, lda: H * dqk, b: kvB + h * (dn + dv) * r, ldb: r,
-                                 transposeB: false, c: qLat + h * w, ldc: H * w)
+                    kvB.rows(h * (dn + dv) ..< h * (dn + dv) + dn)
+                        .applyTransposed(q + h * dqk, rows: T, ldx: H * dqk, into: qLat + h * w, ldy: H * w)
                     for t in 0..<T {
                         (qLat + (t * H + h) * w + r).update(from: q + (t * H + h) * dqk + dn, count: dr)
                     }
@@ -172,8 +173,8 @@ struct MLA {
                    cost: Cost.vAbsorb(heads: H, tokens: T, kvLoraRank: r, v: dv, weightBytes: weights.kvB.weightBytes)) {
                 for h in 0..<H {
                     // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj: (dv, r); o_h = ctx_h · W_UV,hᵀ
-                    Kernels.gemm(m: T, n: dv, k: r, a: ctx + h * r, lda: H * r, b: kvB + (h * (dn + dv) + dn) * r, ldb: r,
-                                 transposeB: true, c: attnOut + h * dv, ldc: H * dv)
+                    kvB.rows(h * (dn + dv) + dn ..< (h + 1) * (dn + dv))
+                        .apply(ctx + h * r, rows: T, ldx: H * r, into: attnOut + h * dv, ldy: H * dv)
                 }
             }
         }

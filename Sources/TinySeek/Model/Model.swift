@@ -68,8 +68,8 @@ public final class Model: @unchecked Sendable {
 
         let x = ws.pointer(.x, T * d), xn = ws.pointer(.normed, T * d), delta = ws.pointer(.residual, T * d)
         rec.op("embedding", layer: nil, kind: .elementwise,
-               cost: Cost.embedding(tokens: T, hidden: d, weightBytes: 4)) {
-            for (t, id) in tokens.enumerated() { (x + t * d).update(from: weights.embedding.pointer + id * d, count: d) }
+               cost: Cost.embedding(tokens: T, hidden: d, weightBytes: weights.embedding.bytesPerElement)) {
+            for (t, id) in tokens.enumerated() { weights.embedding.dequantizeRow(id, into: x + t * d) }
         }
         // Rotary angles for the new positions, shared by every layer.
         let half = c.qkRopeHeadDim / 2
