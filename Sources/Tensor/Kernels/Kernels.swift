@@ -136,7 +136,7 @@ public enum Kernels {
         i = 0
         if v >= 8 {
             var m8 = V8(repeating: -.infinity)
-            while i + 8 <= v { m8 = pointwiseMax(m8, load8(x + i)); i += 8 }
+            while i + 8 <= v { m8 = max8(m8, load8(x + i)); i += 8 }
             mx = m8.max()
         }
         while i < v { mx = max(mx, x[i]); i += 1 }
