@@ -30,10 +30,12 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // Header-only software prefetch for the matvec kernels (no Swift intrinsic exists).
+        .systemLibrary(name: "CPrefetch"),
         // Tensor math: Tensor type, SIMD kernels, BLAS matmul, safetensors reader.
         .target(
             name: "Tensor",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["COpenBLAS", "CPrefetch"],
             cSettings: simdCFlags,
             swiftSettings: simdSwiftFlags
         ),
