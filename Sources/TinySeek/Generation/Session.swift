@@ -22,10 +22,13 @@ public final class Session {
 
     let workspace = Workspace()
     var routes = Routes()
+    /// The one-token batch `forward(token:)` reuses, so a decode step builds no array.
+    private var single = [0]
 
     init(model: Model, capacity: Int) {
         self.model = model
         self.cache = LatentCache(config: model.config, capacity: max(1, min(capacity, model.config.maxPositionEmbeddings)))
+        tokens.reserveCapacity(cache.capacity)
     }
 
     /// Positions used so far.
@@ -46,6 +49,14 @@ public final class Session {
                                    workspace: workspace, routes: &routes, recorder: recorder, hiddenStates: &hiddenStates)
         tokens.append(contentsOf: newTokens)
         return logits
+    }
+
+    /// One decode step: `token` at the next position; returns its logits (a view, valid until the
+    /// next call). The same as `forward([token])` without building an array per token.
+    @discardableResult
+    public func forward(token: Int) throws(ModelError) -> Tensor {
+        single[0] = token
+        return try forward(single)
     }
 
     /// Forgets the sequence; the cache is reused.

@@ -53,6 +53,20 @@ public final class Model: @unchecked Sendable {
         return Model(config: config, weights: weights, source: checkpoint)
     }
 
+    /// Faults in every page of the memory-mapped weights (all experts, the whole LM head), for
+    /// benchmarks that must not time page faults. Returns the bytes touched (0 for in-memory weights).
+    @discardableResult
+    public func touchWeights() -> Int {
+        guard let checkpoint = source as? SafetensorsCheckpoint else { return 0 }
+        _ = checkpoint.touchPages()
+        return checkpoint.files.reduce(0) { $0 + $1.fileSize }
+    }
+
+    /// Bytes of the checkpoint files behind the weights (0 for in-memory weights).
+    public var fileBytes: Int {
+        (source as? SafetensorsCheckpoint)?.files.reduce(0) { $0 + $1.fileSize } ?? 0
+    }
+
     public func makeSession(capacity: Int? = nil) -> Session {
         Session(model: self, capacity: capacity ?? config.maxPositionEmbeddings)
     }
