@@ -96,6 +96,47 @@ struct WeightMatrixTests {
         for i in 0..<6 { for j in 0..<45 { #expect(v.element(i, j) == w.element(i + 7, j)) } }
     }
 
+    @Test("a MatvecBatch of mixed formats, sizes and transposed items equals each product done alone")
+    func batch() {
+        var rng = SplitMix64(seed: 105)
+        let batch = MatvecBatch(pool: WorkerPool(lanes: 3))
+        for round in 0..<3 {
+            batch.removeAll()
+            var expected: [[Float]] = [], outputs: [UnsafeMutablePointer<Float>] = [], magnitudes: [[Float]] = []
+            var inputs: [UnsafeMutablePointer<Float>] = []   // stable addresses for the batch
+            for (i, (rows, cols)) in weightShapes.enumerated() where rows * cols < 200_000 {
+                let format = WeightFormat.allCases[(i + round) % 4]
+                let w = randomMatrix(format, rows: rows, cols: cols, rng: &rng)
+                let transposed = (i + round) % 3 == 0
+                let x = rng.floats(transposed ? rows : cols)
+                let xp = UnsafeMutablePointer<Float>.allocate(capacity: x.count)
+                xp.initialize(from: x, count: x.count)
+                inputs.append(xp)
+                let n = transposed ? cols : rows
+                let y = UnsafeMutablePointer<Float>.allocate(capacity: n)
+                y.initialize(repeating: .nan, count: n)
+                var ref = [Float](repeating: 0, count: n), mag = ref
+                if transposed {
+                    w.applyTransposed(x, rows: 1, into: &ref, path: .reference)
+                    absoluteMatrix(w).applyTransposed(x.map(abs), rows: 1, into: &mag, path: .reference)
+                    batch.appendTransposed(w, x: xp, y: y)
+                } else {
+                    w.apply(x, rows: 1, into: &ref, path: .reference)
+                    absoluteMatrix(w).apply(x.map(abs), rows: 1, into: &mag, path: .reference)
+                    batch.append(w, x: xp, y: y)
+                }
+                expected.append(ref); magnitudes.append(mag); outputs.append(y)
+            }
+            batch.run()
+            for (i, y) in outputs.enumerated() {
+                expectClose(Array(UnsafeBufferPointer(start: y, count: expected[i].count)), expected[i], tol: 1e-5,
+                            magnitude: magnitudes[i], "batch round \(round) item \(i)")
+                y.deallocate()
+            }
+            for x in inputs { x.deallocate() }
+        }
+    }
+
     @Test("bytes per element: 4, 2, 2 and 34/32")
     func bytesPerElement() {
         #expect(WeightFormat.f32.bytesPerElement == 4)

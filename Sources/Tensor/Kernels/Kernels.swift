@@ -234,21 +234,43 @@ public enum Kernels {
     }
 
     /// Top-k by a partial selection: O(n·k) with a small sorted window, which beats a full sort
-    /// for the k ≤ 8 of expert routing and the k ≤ 100 of sampling.
+    /// for the k ≤ 8 of expert routing and the k ≤ 100 of sampling. Allocates the result; the
+    /// router uses `topK(_:k:indices:values:)`.
     public static func topK(_ x: UnsafeBufferPointer<Float>, k: Int) -> [(index: Int, value: Float)] {
         let k = min(max(k, 0), x.count)
         guard k > 0 else { return [] }
-        var out: [(index: Int, value: Float)] = []
-        out.reserveCapacity(k + 1)
-        for (i, v) in x.enumerated() {
-            if out.count == k, let last = out.last, !(v > last.value) { continue }
-            // insertion point: after every element >= v (keeps lower index first on ties)
-            var pos = out.count
-            while pos > 0 && out[pos - 1].value < v { pos -= 1 }
-            out.insert((i, v), at: pos)
-            if out.count > k { out.removeLast() }
+        var indices = [Int](repeating: 0, count: k), values = [Float](repeating: 0, count: k)
+        let n = indices.withUnsafeMutableBufferPointer { i in
+            values.withUnsafeMutableBufferPointer { v in topK(x, k: k, indices: i.baseAddress!, values: v.baseAddress!) }
         }
-        return out
+        return (0..<n).map { (indices[$0], values[$0]) }
+    }
+
+    /// The k largest values and their indices, largest first, ties keeping the lower index first
+    /// (as `ReferenceKernels.topK`), written into caller buffers of at least k entries; returns
+    /// how many were written, min(k, n). Allocates nothing: the MoE router calls it per token.
+    /// A value enters the window only if it beats the smallest kept one, and slides up past every
+    /// kept value it is strictly greater than.
+    @discardableResult
+    public static func topK(_ x: UnsafeBufferPointer<Float>, k: Int,
+                            indices: UnsafeMutablePointer<Int>, values: UnsafeMutablePointer<Float>) -> Int {
+        let k = min(max(k, 0), x.count)
+        guard k > 0, let base = x.baseAddress else { return 0 }
+        var count = 0
+        for i in 0..<x.count {
+            let v = base[i]
+            if count == k && !(v > values[k - 1]) { continue }
+            var pos = count == k ? k - 1 : count   // when full, the smallest kept value drops out
+            while pos > 0 && values[pos - 1] < v {
+                values[pos] = values[pos - 1]
+                indices[pos] = indices[pos - 1]
+                pos -= 1
+            }
+            values[pos] = v
+            indices[pos] = i
+            if count < k { count += 1 }
+        }
+        return count
     }
 
     /// Converts IEEE half to float32 (F16C on x86-64 through Swift's Float16 vector conversion).

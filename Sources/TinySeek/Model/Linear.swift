@@ -29,11 +29,16 @@ public struct Linear: Sendable {
     public func apply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int? = nil,
                       into out: UnsafeMutablePointer<Float>, ldo: Int? = nil) {
         weight.apply(x, rows: rows, ldx: ldx ?? inFeatures, into: out, ldy: ldo ?? outFeatures)
-        if let bias {
-            for r in 0..<rows {
-                Kernels.add(out + r * (ldo ?? outFeatures), bias.pointer, count: outFeatures,
-                            out: out + r * (ldo ?? outFeatures))
-            }
+        addBias(to: out, rows: rows, ldo: ldo)
+    }
+
+    /// out[r] += b for each of `rows` rows (nothing without a bias): for callers that computed
+    /// x·Wᵀ themselves, e.g. in a `MatvecBatch`.
+    @inline(__always)
+    public func addBias(to out: UnsafeMutablePointer<Float>, rows: Int, ldo: Int? = nil) {
+        guard let bias else { return }
+        for r in 0..<rows {
+            Kernels.add(out + r * (ldo ?? outFeatures), bias.pointer, count: outFeatures, out: out + r * (ldo ?? outFeatures))
         }
     }
 

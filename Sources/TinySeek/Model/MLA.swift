@@ -136,14 +136,22 @@ struct MLA {
             let kvB = weights.kvB.weight
             rec.op("q_absorb", layer: l, kind: .gemm,
                    cost: Cost.qAbsorb(heads: H, tokens: T, kvLoraRank: r, nope: dn, weightBytes: weights.kvB.weightBytes)) {
+                // Decode: the H per-head products are independent, so they run as one parallel job.
+                let batch = ws.matvecs
+                batch.removeAll()
                 for h in 0..<H {
                     // W_UK,h = rows [h(dn+dv), h(dn+dv)+dn) of kv_b_proj: (dn, r); q̃ = q_nope · W_UK,h
-                    kvB.rows(h * (dn + dv) ..< h * (dn + dv) + dn)
-                        .applyTransposed(q + h * dqk, rows: T, ldx: H * dqk, into: qLat + h * w, ldy: H * w)
+                    let wUK = kvB.rows(h * (dn + dv) ..< h * (dn + dv) + dn)
+                    if T == 1 {
+                        batch.appendTransposed(wUK, x: q + h * dqk, y: qLat + h * w)
+                    } else {
+                        wUK.applyTransposed(q + h * dqk, rows: T, ldx: H * dqk, into: qLat + h * w, ldy: H * w)
+                    }
                     for t in 0..<T {
                         (qLat + (t * H + h) * w + r).update(from: q + (t * H + h) * dqk + dn, count: dr)
                     }
                 }
+                batch.run()
             }
             let block = max(1, min(T, Self.scoreBudget / max(H * S, 1)))
             for t0 in stride(from: 0, to: T, by: block) {
@@ -171,11 +179,18 @@ struct MLA {
             let ctx = ws.pointer(.context, T * H * r)
             rec.op("v_absorb", layer: l, kind: .gemm,
                    cost: Cost.vAbsorb(heads: H, tokens: T, kvLoraRank: r, v: dv, weightBytes: weights.kvB.weightBytes)) {
+                let batch = ws.matvecs
+                batch.removeAll()
                 for h in 0..<H {
                     // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj: (dv, r); o_h = ctx_h · W_UV,hᵀ
-                    kvB.rows(h * (dn + dv) + dn ..< (h + 1) * (dn + dv))
-                        .apply(ctx + h * r, rows: T, ldx: H * r, into: attnOut + h * dv, ldy: H * dv)
+                    let wUV = kvB.rows(h * (dn + dv) + dn ..< (h + 1) * (dn + dv))
+                    if T == 1 {
+                        batch.append(wUV, x: ctx + h * r, y: attnOut + h * dv)
+                    } else {
+                        wUV.apply(ctx + h * r, rows: T, ldx: H * r, into: attnOut + h * dv, ldy: H * dv)
+                    }
                 }
+                batch.run()
             }
         }
 
