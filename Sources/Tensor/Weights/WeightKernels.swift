@@ -10,10 +10,11 @@ import CPrefetch
 ///
 /// `ReferenceWeightKernels` holds the definitions these are tested against.
 enum WeightKernels {
-    /// Bytes prefetched ahead in the matvec loops: the next group of four rows, one line per 64
-    /// bytes consumed. Measured on Zen 4: without it a 16-bit matvec reached only half the
-    /// bytes/s of an F32 one (both stalled on the same number of elements in flight, since the
-    /// out-of-order window holds fewer bytes' worth of widening instructions than of plain FMAs).
+    // Prefetching: while the matvec loops read a group of four rows, they prefetch the next group
+    // into L2, one line per 64 bytes consumed. Measured on Zen 4: without it a 16-bit matvec
+    // reached only half the bytes/s of an F32 one (the out-of-order window holds fewer bytes'
+    // worth of widening instructions than of plain FMAs, so fewer misses were in flight); into L2
+    // rather than L1 because a group ahead of an F32 group is 16 KB, half of L1.
     // MARK: Batch-1 matvec, one entry point per format
 
     /// y[j] = Σ_k W[j, k]·x[k] for j in `rows` (y is indexed by j, not j − rows.lowerBound).
@@ -41,7 +42,7 @@ enum WeightKernels {
             var p = 0
             while p < k8 {
                 var line = 0
-                while line < step { tinyseek_prefetch(ahead + line); line += 64 }
+                while line < step { tinyseek_prefetch_l2(ahead + line); line += 64 }
                 ahead += step
                 let xv = load8(x + p)
                 a0.addProduct(L.decode8(w0 + p), xv)
@@ -84,9 +85,9 @@ enum WeightKernels {
             var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
             // Prefetch the next group of rows (values 4·32 bytes a block, and its scales).
             var ahead = UnsafeRawPointer(q3 + cols)
-            tinyseek_prefetch(d3 + blocks)
+            tinyseek_prefetch_l2(d3 + blocks)
             for b in 0..<full {
-                tinyseek_prefetch(ahead); tinyseek_prefetch(ahead + 64)
+                tinyseek_prefetch_l2(ahead); tinyseek_prefetch_l2(ahead + 64)
                 ahead += 4 * bs
                 let o = b * bs
                 let x0 = load8(x + o), x1 = load8(x + o + 8), x2 = load8(x + o + 16), x3 = load8(x + o + 24)
