@@ -122,7 +122,7 @@ public final class Model: @unchecked Sendable {
         rec.op("final_norm", layer: nil, kind: .elementwise, cost: Cost.rmsNorm(rows: rows, width: d)) {
             for t in first..<T { Kernels.rmsNorm(x + t * d, weight: weights.norm.pointer, eps: c.eps, count: d, out: xn + t * d) }
         }
-        let logits = ws.tensor(.logits, [rows, c.vocabSize])
+        let logits = ws.matrix(.logits, rows: rows, cols: c.vocabSize)
         rec.op("lm_head", layer: nil, kind: weights.lmHead.kind(tokens: rows), cost: weights.lmHead.cost(tokens: rows)) {
             weights.lmHead.apply(xn + first * d, rows: rows, into: logits.pointer)
         }
