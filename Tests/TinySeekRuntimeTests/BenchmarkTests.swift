@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+@testable import TinySeekRuntime
+
+/// `tinyseek bench` end to end on a toy model with tiny tests: the report has the issue's JSON
+/// shape and consistent numbers. Nothing here times anything against a bound (speed claims come
+/// from running the benchmark itself).
+@Suite struct BenchmarkTests {
+    static let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Models/deepseek-v3-tiny", isDirectory: true)
+
+    static var options: BenchmarkOptions {
+        var o = BenchmarkOptions()
+        o.promptTokens = 8
+        o.decodeTokens = 4
+        o.repetitions = 2
+        o.calibration = CalibrationOptions(gemmSize: 64, bufferBytes: 1 << 20, repetitions: 1)
+        return o
+    }
+
+    @Test func reportHasTheIssuesJSONShape() throws {
+        let report = try Benchmark.run(modelDirectory: Self.model, options: Self.options)
+        let json = try JSONSerialization.jsonObject(with: report.jsonData()) as? [String: Any]
+        let results = json?["results"] as? [[String: Any]] ?? []
+        #expect(results.compactMap { $0["test"] as? String } == ["pp8", "tg4"])
+        for r in results {
+            for key in ["tokens_per_second", "stddev", "roofline_fraction"] {
+                #expect((r[key] as? Double).map { $0.isFinite && $0 >= 0 } == true, "\(key) in \(r["test"] ?? "?")")
+            }
+            #expect((r["samples"] as? [Double])?.count == 2)
+        }
+        let machine = json?["machine"] as? [String: Any]
+        #expect((machine?["gemm_gflops"] as? Double ?? 0) > 0 && (machine?["bandwidth_gbps"] as? Double ?? 0) > 0)
+        // tg bytes per token come from the cost model: at least every weight a token touches once.
+        let tg = report.results[1]
+        #expect(tg.bytesPerToken ?? 0 > 0 && tg.tokensPerSecond > 0)
+        #expect(abs(tg.rooflineFraction - zip(tg.samples, tg.roofs).map { $0 * tg.bytesPerToken! / ($1 * 1e9) }
+            .reduce(0, +) / 2) < 1e-9)
+        #expect(report.model.parameters > report.model.activeParameters)
+    }
+
+    @Test func batchedDecodeIsAClearNotImplementedError() {
+        var o = Self.options
+        o.batchSizes = [1, 4, 16]
+        #expect(throws: BenchmarkError.batchedDecodeNotImplemented(batchSizes: [4, 16])) {
+            try Benchmark.run(modelDirectory: Self.model, options: o)
+        }
+    }
+}
