@@ -36,7 +36,8 @@ struct WeightMatrixTests {
         for (rows, cols) in weightShapes {
             let w = randomMatrix(format, rows: rows, cols: cols, rng: &rng)
             let magnitudeW = absoluteMatrix(w)
-            for m in rows * cols > 100_000 ? [1, 3] : [1, 2, 5, 33] {
+            // m = 1 matvec, 2...16 the small-batch kernel (tails of 4 and of 2 rows), 17+ decoded tiles.
+            for m in rows * cols > 100_000 ? [1, 3, 16] : [1, 2, 5, 16, 17, 33] {
                 let ldx = cols + 3, ldy = rows + 2
                 var x = [Float](repeating: .nan, count: m * ldx)
                 for i in 0..<m { for k in 0..<cols { x[i * ldx + k] = rng.float() } }

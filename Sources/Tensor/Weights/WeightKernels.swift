@@ -248,10 +248,7 @@ enum F32Lanes: Lanes {
 
 /// bfloat16 is the top half of a float32: zero-extend to 32 bits and shift left by 16.
 enum BF16Lanes: Lanes {
-    @inline(__always) static func decode8(_ p: UnsafePointer<UInt16>) -> V8 {
-        let h = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<UInt16>.self)
-        return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, to: V8.self)
-    }
+    @inline(__always) static func decode8(_ p: UnsafePointer<UInt16>) -> V8 { tinyseek_bf16x8_to_f32(p) }
     @inline(__always) static func scalar(_ e: UInt16) -> Float { Float(bitPattern: UInt32(e) << 16) }
 }
 
@@ -267,11 +264,9 @@ enum F16Lanes: Lanes {
     @inline(__always) static func scalar(_ e: UInt16) -> Float { half(e) }
 }
 
-/// 8 signed bytes as 8 floats (sign-extend, convert).
+/// 8 signed bytes as 8 floats (sign-extend, convert), in C so it is always inlined (see prefetch.h).
 @inline(__always)
-func int8x8(_ q: UnsafePointer<Int8>) -> V8 {
-    V8(SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(q).loadUnaligned(as: SIMD8<Int8>.self)))
-}
+func int8x8(_ q: UnsafePointer<Int8>) -> V8 { tinyseek_i8x8_to_f32(q) }
 
 /// An IEEE half bit pattern as a float.
 @inline(__always)

@@ -12,9 +12,11 @@ extension WeightMatrix {
     /// - m = 1 (decode): the format's SIMD matvec, split over output rows across the worker pool.
     ///   Bytes: the whole matrix once at `bytesPerElement`; FLOPs 2·rows·cols.
     /// - m > 1, F32: sgemm (split over output columns across the pool, see `Kernels.gemm`).
-    /// - m > 1, other formats: panels of rows are decoded into a per-lane float32 tile that stays
+    /// - 2 ≤ m ≤ 16, other formats: each weight widened once in registers for all m rows
+    ///   (`WeightKernels.smallBatch`: batched decode stays near the matvec's memory speed).
+    /// - m > 16, other formats: panels of rows are decoded into a per-lane float32 tile that stays
     ///   in L2, and each tile goes through sgemm. Decoding costs ~1 op per weight against 2·m FLOPs
-    ///   per weight of the product, so it disappears once m is more than a few rows.
+    ///   per weight of the product, so it disappears once m is large.
     public func apply(_ x: UnsafePointer<Float>, rows m: Int, ldx: Int? = nil,
                       into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, path: KernelPath = .fast) {
         let ldx = ldx ?? cols, ldy = ldy ?? rows
@@ -35,10 +37,26 @@ extension WeightMatrix {
             Kernels.gemm(m: m, n: rows, k: cols, a: x, lda: ldx, b: p, ldb: cols, transposeB: true, c: y, ldc: ldy)
             return
         }
+        if m <= WeightKernels.smallBatch {
+            // A few rows: widen each weight once in registers for all of them (see SmallBatchKernels).
+            let chunks = Swift.max(1, Self.matvecChunks(rows: rows, bytes: byteCount, lanes: WorkerPool.shared.laneCount))
+            let per = ((rows + chunks - 1) / chunks + 3) & ~3
+            WorkerPool.shared.run(chunks: (rows + per - 1) / per,
+                                  SmallBatchRows(w: self, m: m, x: x, ldx: ldx, y: y, ldy: ldy, per: per))
+            return
+        }
         // Panels of rows decoded to float32: ~256 KB tiles, a multiple of 16 rows.
         let panel = Swift.max(16, Swift.min(rows, (65_536 / cols) & ~15))
         WorkerPool.shared.run(chunks: (rows + panel - 1) / panel,
                               DecodedPanels(w: self, m: m, x: x, ldx: ldx, y: y, ldy: ldy, panel: panel))
+    }
+
+    /// Chunk c: output columns [c·per, (c+1)·per) of y for all m rows of x.
+    struct SmallBatchRows: PoolTask {
+        let w: WeightMatrix, m: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, per: Int
+        func callAsFunction(_ c: Int, _ scratch: Scratch) {
+            WeightKernels.smallBatch(w, rows: c * per ..< Swift.min(w.rows, (c + 1) * per), m: m, x: x, ldx: ldx, y: y, ldy: ldy)
+        }
     }
 
     /// Chunk c: rows [c·panel, (c+1)·panel) of W decoded into the lane's scratch, then one sgemm.
