@@ -48,9 +48,11 @@ public enum Calibration {
         let cpu = cpuModelName ?? "unknown"
         let llc = lastLevelCacheBytes
         let llcText = llc.map { " with a \(mebibytes($0)) last-level cache" } ?? ""
-        progress("\(cpu), \(threads) threads\(llcText); OpenBLAS \(BLAS.coreName) kernels on \(BLAS.threadCount) threads")
-        if BLAS.threadCount < threads {
-            progress("note: OpenBLAS uses \(BLAS.threadCount) of \(threads) cores (OPENBLAS_NUM_THREADS?); GEMM is not all-core")
+        let lanes = WorkerPool.shared.laneCount
+        progress("\(cpu), \(threads) threads\(llcText); sgemm: OpenBLAS \(BLAS.coreName) kernels, one thread per call, "
+                 + "split over \(lanes) worker-pool lanes")
+        if lanes < threads {
+            progress("note: the worker pool has \(lanes) of \(threads) cores (TINYSEEK_THREADS?); GEMM is not all-core")
         }
         if let llc, options.bufferBytes < 4 * llc {
             progress("note: \(mebibytes(options.bufferBytes)) arrays are < 4 × the last-level cache; bandwidth includes cache hits")
@@ -64,8 +66,8 @@ public enum Calibration {
     // MARK: GEMM
 
     /// Best GFLOP/s of C = A · B for square n × n FP32 matrices through `Kernels.gemm`, i.e.
-    /// OpenBLAS sgemm on its default thread count. FLOPs: 2n³ (one multiply and one add per
-    /// term of each of the n² dot products of length n).
+    /// OpenBLAS sgemm split over the worker pool's lanes, as the engine runs it. FLOPs: 2n³ (one
+    /// multiply and one add per term of each of the n² dot products of length n).
     static func measureGEMM(n: Int, options: CalibrationOptions, progress: (String) -> Void) -> Double {
         let a = Tensor(zeros: [n, n]), b = Tensor(zeros: [n, n]), c = Tensor(zeros: [n, n])
         // Values in [-1, 1): no denormals, no overflow, nothing for the FPU to shortcut.
