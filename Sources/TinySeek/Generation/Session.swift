@@ -42,8 +42,8 @@ public final class Session {
         var opts = options
         opts.allLogits = allLogits
         hiddenStates.removeAll(keepingCapacity: true)
-        let logits = model.forward(tokens: newTokens, start: position, cache: cache, options: opts,
-                                   workspace: workspace, routes: &routes, recorder: recorder, hiddenStates: &hiddenStates)
+        let logits = model.forward(batch: [(newTokens, cache)], options: opts, workspace: workspace, routes: &routes,
+                                   recorder: recorder, hiddenStates: &hiddenStates)
         tokens.append(contentsOf: newTokens)
         return logits
     }
