@@ -120,7 +120,7 @@ struct MoE {
     /// out[T, hidden] = MoE(xn) for T tokens.
     func forward(_ xn: UnsafePointer<Float>, tokens T: Int, execution: ExpertExecution,
                  routes: inout Routes, workspace ws: Workspace, recorder rec: OpRecorder?,
-                 out: UnsafeMutablePointer<Float>) {
+                 expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>) {
         let c = config, l = layer, d = c.hiddenSize
         let e = c.routedExperts, k = c.expertsPerToken
         let logits = ws.pointer(.routerLogits, T * e + 2 * e)
@@ -133,6 +133,7 @@ struct MoE {
             let scratch = logits + T * e
             for t in 0..<T { select(logits: logits + t * e, scratch: scratch, routes: &routes) }
         }
+        expertLoad?.record(layer: l, experts: routes.experts, expertCount: e)
 
         out.update(repeating: 0, count: T * d)
         switch execution {

@@ -65,7 +65,7 @@ public final class Model: @unchecked Sendable {
     /// token with `allLogits`, else one row (the last token's) per sequence, in batch order.
     func forward(batch: [(tokens: [Int], cache: LatentCache)], options: ForwardOptions,
                  workspace ws: Workspace, routes: inout Routes, recorder rec: OpRecorder?,
-                 hiddenStates: inout [[Float]]) -> Tensor {
+                 expertLoad: ExpertLoadRecorder? = nil, hiddenStates: inout [[Float]]) -> Tensor {
         let c = config, d = c.hiddenSize
         var moeConfig = c
         if let k = options.expertsPerToken { moeConfig.numExpertsPerTok = k }
@@ -114,7 +114,8 @@ public final class Model: @unchecked Sendable {
                 ffn.forward(xn, rows: N, ldx: d, into: delta, role: .dense, layer: l, workspace: ws, recorder: rec)
             case let .moe(moe):
                 MoE(config: moeConfig, weights: moe, layer: l)
-                    .forward(xn, tokens: N, execution: options.experts, routes: &routes, workspace: ws, recorder: rec, out: delta)
+                    .forward(xn, tokens: N, execution: options.experts, routes: &routes, workspace: ws, recorder: rec,
+                             expertLoad: expertLoad, out: delta)
             }
             rec.op("mlp_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: N * d)) {
                 Kernels.add(x, delta, count: N * d, out: x)
