@@ -29,11 +29,29 @@ public struct ProfileReport: Sendable {
     public let roofline: Roofline
     /// New tokens processed per phase (prompt tokens for prefill, generated steps for decode).
     public let tokens: [Phase: Int]
+    /// Tokens per expert per MoE layer and step, when the run counted them.
+    public let expertLoad: [ExpertLoadRecorder.Step]
 
-    public init(records: [OpRecord], roofline: Roofline, tokens: [Phase: Int]) {
+    public init(records: [OpRecord], roofline: Roofline, tokens: [Phase: Int], expertLoad: [ExpertLoadRecorder.Step] = []) {
         self.records = records
         self.roofline = roofline
         self.tokens = tokens
+        self.expertLoad = expertLoad
+    }
+
+    /// Tokens routed to each expert over the whole run, as CSV rows `layer,expert,count`.
+    public func expertCountsCSV() -> String {
+        var sums: [Int: [Int]] = [:]
+        for s in expertLoad {
+            var row = sums[s.layer] ?? Array(repeating: 0, count: s.counts.count)
+            for (i, n) in s.counts.enumerated() { row[i] += n }
+            sums[s.layer] = row
+        }
+        var out = "layer,expert,count\n"
+        for layer in sums.keys.sorted() {
+            for (e, n) in (sums[layer] ?? []).enumerated() { out += "\(layer),\(e),\(n)\n" }
+        }
+        return out
     }
 
     public var phases: [Phase] { [.prefill, .decode].filter { p in records.contains { $0.phase == p } } }
