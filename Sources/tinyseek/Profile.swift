@@ -84,7 +84,7 @@ struct Profile: ParsableCommand {
         }
         let overhead = try Profiler.recordingOverhead(model: model)
         print("\nrecording overhead on a decode step: \(String(format: "%+.1f%%", overhead * 100)) (median of 64 steps, recorder on vs off)")
-        try writeFiles(report)
+        try writeFiles(report, model: model, roofline: roofline, options: options)
     }
 
     func adviceLengths() -> [Int] {
@@ -207,9 +207,24 @@ struct Profile: ParsableCommand {
         return names + ["mlp_residual"]
     }
 
-    func writeFiles(_ report: ProfileReport) throws {
-        if let expertCsv {
-            try write(report.expertCountsCSV(), to: expertCsv)
+    func writeFiles(_ report: ProfileReport, model: Model, roofline: Roofline, options: ProfileOptions) throws {
+        let name = modelOptions.model
+        if let csv { try CSVReport.write(report, to: URL(fileURLWithPath: csv)); printError("wrote \(csv)") }
+        if let json { try JSONReport.write(report, model: name, to: URL(fileURLWithPath: json)); printError("wrote \(json)") }
+        if let trace { try TraceReport.write(report, model: name, to: URL(fileURLWithPath: trace)); printError("wrote \(trace)") }
+        if let expertCsv { try write(report.expertCountsCSV(), to: expertCsv) }
+        if let html {
+            // A second run in the other MLA order puts naive and absorbed attention side by side on the roofline.
+            var other = options
+            other.attention = modelOptions.attention == .naive ? .absorbed : .naive
+            let second = try Profiler.run(model: model, options: other, roofline: roofline) { printError("  \($0) (\(other.attention.rawValue) run)") }
+            let label = modelOptions.attention == .auto ? "auto (naive prefill, absorbed decode)" : modelOptions.attention.rawValue
+            let heat = ExpertLoadRecorder.heatMap(report.expertLoad)
+            try HTMLReport.write(runs: [HTMLReport.Run(label: label, report: report),
+                                        HTMLReport.Run(label: other.attention.rawValue, report: second)],
+                                 title: "TinySeek profile: \(name)", expertTokens: heat.counts.isEmpty ? nil : heat.counts,
+                                 to: URL(fileURLWithPath: html))
+            printError("wrote \(html)")
         }
     }
 

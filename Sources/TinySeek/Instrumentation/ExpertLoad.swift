@@ -30,7 +30,9 @@ public final class ExpertLoadRecorder: @unchecked Sendable {
     public func removeAll() { steps.removeAll(keepingCapacity: true) }
 
     /// Total tokens per expert over all steps: rows = layers in order of first appearance.  (layers, experts)
-    public func heatMap() -> (layers: [Int], counts: [[Int]]) {
+    public func heatMap() -> (layers: [Int], counts: [[Int]]) { Self.heatMap(steps) }
+
+    public static func heatMap(_ steps: [Step]) -> (layers: [Int], counts: [[Int]]) {
         var layers: [Int] = []
         var sums: [Int: [Int]] = [:]
         for s in steps {

@@ -190,7 +190,7 @@ struct MLA {
 
         // q̃ = [W_UK,hᵀ q_nope,h | q_pe,h] per head.                       qLat: (T·H, r + dr)
         let qLat = ws.pointer(.qLatent, T * H * w)
-        rec.op("q_absorb", layer: l, kind: .gemm,
+        rec.op("q_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
                cost: Cost.qAbsorb(heads: H, tokens: T, kvLoraRank: r, nope: dn, weightBytes: weights.kvB.weightBytes)) {
             for h in 0..<H {
                 // W_UK,h = rows [h(dn+dv), h(dn+dv)+dn) of kv_b_proj: (dn, r); q̃ = q_nope · W_UK,h
@@ -224,7 +224,7 @@ struct MLA {
                              transposeB: false, c: ctx + t0 * H * r, ldc: r)
             }
         }
-        rec.op("v_absorb", layer: l, kind: .gemm,
+        rec.op("v_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
                cost: Cost.vAbsorb(heads: H, tokens: T, kvLoraRank: r, v: dv, weightBytes: weights.kvB.weightBytes)) {
             for h in 0..<H {
                 // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj: (dv, r); o_h = ctx_h · W_UV,hᵀ

@@ -111,14 +111,15 @@ public struct ProfileReport: Sendable {
             let layerTime = parts.reduce(0) { $0 + $1.1.seconds }
             guard let (part, agg) = parts.max(by: { $0.1.seconds < $1.1.seconds }) else { return (layer, "no ops") }
             let share = layerTime > 0 ? agg.seconds / layerTime : 0
-            return (layer, Self.verdict(part.title, agg, share: share, roofline: roofline))
+            return (layer, Self.verdict(part.title, agg, share: share, of: layer == nil ? "time outside layers" : "layer time",
+                                        roofline: roofline))
         }
     }
 
-    static func verdict(_ title: String, _ a: Aggregate, share: Double, roofline: Roofline) -> String {
+    static func verdict(_ title: String, _ a: Aggregate, share: Double, of whole: String, roofline: Roofline) -> String {
         let bound = a.bound(roofline)
         let roofName = bound == .memory ? "bandwidth" : "compute"
-        return "\(title) (\(Format.percent(share)) of layer time): \(bound.rawValue)-bound, intensity "
+        return "\(title) (\(Format.percent(share)) of \(whole)): \(bound.rawValue)-bound, intensity "
             + "\(Format.number(a.intensity)) FLOP/B, \(Format.percent(a.roofFraction(roofline))) of \(roofName) roof"
     }
 }
