@@ -44,7 +44,7 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
             if trimmed.isEmpty { continue }
             let request: GenerationRequest
             do { request = try JSONDecoder().decode(GenerationRequest.self, from: Data(trimmed.utf8)) } catch {
-                throw .invalidRequestLine(source: source, line: i + 1, reason: describeJSONError(error))
+                throw .invalidRequestLine(source: source, line: i + 1, reason: describeDecodingError(error))
             }
             guard ids.insert(request.id).inserted else {
                 throw .invalidRequestLine(source: source, line: i + 1, reason: "duplicate id '\(request.id)'")
@@ -81,17 +81,5 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible {
         case let .rejected(id, reason): return "request '\(id)' rejected: \(reason)"
         case let .invalidLimits(reason): return "scheduler limits: \(reason)"
         }
-    }
-}
-
-func describeJSONError(_ error: any Error) -> String {
-    guard let e = error as? DecodingError else { return "\(error)" }
-    switch e {
-    case let .keyNotFound(key, _): return "missing field '\(key.stringValue)'"
-    case let .typeMismatch(type, ctx), let .valueNotFound(type, ctx):
-        let path = ctx.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
-        return "field '\(path)': expected \(type)"
-    case .dataCorrupted: return "not valid JSON"
-    @unknown default: return "\(error)"
     }
 }
