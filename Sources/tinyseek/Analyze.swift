@@ -77,7 +77,7 @@ struct Analyze: ParsableCommand {
     @Option(help: ArgumentHelp("With --sweep: write a self-contained SVG chart of intensity vs the swept variable, log-log, with the ridge.", valueName: "file"))
     var svg: String?
 
-    @Flag(help: "Compare MHA, GQA and MLA (naive and absorbed) at the config's hidden size and heads, decode and prefill.")
+    @Flag(help: "Compare MHA, GQA and MLA (naive and absorbed) at the config's hidden size and heads, decode and prefill, one layer on one device.")
     var compare = false
 
     @Flag(name: .customLong("list-hardware"), help: "Print the accelerator table (with --hardware-file entries) and exit.")

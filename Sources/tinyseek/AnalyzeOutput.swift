@@ -19,6 +19,8 @@ enum AnalyzeOutput {
     static func bytes(_ b: Double) -> String { Format.si(b, unit: "B") }
     static func flops(_ f: Double) -> String { Format.si(f, unit: "FLOP") }
     static func rate(_ f: Double, _ unit: String) -> String { Format.si(f, unit: unit) }
+    /// Counts and rates without an exponent: 13192, 2.01e5 -> 201010.
+    static func whole(_ x: Double) -> String { x >= 100 ? String(format: "%.0f", x) : Format.number(x) }
 
     static func costCells(_ a: Aggregate, _ roofline: Roofline) -> [String] {
         [flops(a.cost.flops), bytes(a.cost.bytes), Format.number(a.intensity), Format.seconds(a.seconds),
@@ -48,7 +50,7 @@ enum AnalyzeOutput {
         out.append("\(spec.modelType): \(spec.layers) layers, hidden \(spec.hidden), vocab \(spec.vocab); \(spec.attentionSummary)")
         out.append("  \(spec.mlpSummary)")
         out.append("  \(Format.si(params.total)) parameters, \(Format.si(params.activePerToken)) active per token")
-        let link = a.accelerator.interconnectGBps.map { ", \(Format.number($0)) GB/s per direction (\(a.accelerator.interconnect ?? "interconnect"))" } ?? ""
+        let link = a.accelerator.interconnectGBps.map { ", \(Format.number($0)) GB/s per direction over \(a.accelerator.interconnect ?? "the interconnect")" } ?? ""
         out.append("\(a.accelerator.name): \(a.peakDType) peak \(rate(r.peakFlops, "FLOP/s")), \(rate(r.bandwidth, "B/s")), "
                    + "\(a.accelerator.memoryGB > 0 ? Format.number(a.accelerator.memoryGB) + " GB" : "capacity unknown"), "
                    + "ridge \(Format.number(r.ridge)) FLOP/B\(link)")
@@ -107,10 +109,10 @@ enum AnalyzeOutput {
         let comm = a.communicationSeconds > 0 ? " (compute \(Format.seconds(a.computeSeconds)) + interconnect \(Format.seconds(a.communicationSeconds)))" : ""
         if s.phase == .decode {
             out.append("Decode: \(Format.seconds(a.stepSeconds)) per output token\(comm); "
-                       + "\(Format.number(a.tokensPerSecondPerDevice)) tokens/s per device, \(Format.number(a.tokensPerSecondPerDevice * Double(p.devices))) over \(p.devices)")
+                       + "\(whole(a.tokensPerSecondPerDevice)) tokens/s per device, \(whole(a.tokensPerSecondPerDevice * Double(p.devices))) over \(p.devices)")
         } else {
             out.append("Prefill: \(Format.seconds(a.stepSeconds)) for \(s.batch) x \(s.context) tokens (time to first token)\(comm); "
-                       + "\(Format.number(a.tokensPerSecondPerDevice)) tokens/s per device")
+                       + "\(whole(a.tokensPerSecondPerDevice)) tokens/s per device")
         }
         out.append(contentsOf: systemLines(a, system))
         return out.joined(separator: "\n")
@@ -121,11 +123,11 @@ enum AnalyzeOutput {
         var out = ["\nSystem (paper's closed forms vs this cost model, decode):"]
         out.append("  ridge RP = peak / bandwidth = \(Format.number(q.ridge)) FLOP/B")
         let attnModel = q.attentionBatchModel.map { "\($0)" } ?? "never (by 2^24)"
-        out.append("  B_attn = RP x deg_DP = \(Format.number(q.attentionBatchPaper)) sequences; model: attention weight GEMMs reach the ridge at B = \(attnModel)")
+        out.append("  B_attn = RP x deg_DP = \(whole(q.attentionBatchPaper)) sequences; model: attention weight GEMMs reach the ridge at B = \(attnModel)")
         if let paper = q.moeBatchPaper, let e = spec.experts {
             let g = s.routing.imbalance == 1 ? "" : " / Γ"
             let model = q.moeBatchModel.map { "\($0)" } ?? "never (by 2^24)"
-            out.append("  B_MoE = RP x n_e / n_k\(g) = \(Format.number(q.moeBatchPaper ?? paper)) tokens (\(e.routed) experts, top-\(e.perToken)); "
+            out.append("  B_MoE = RP x n_e / n_k\(g) = \(whole(paper)) tokens (\(e.routed) experts, top-\(e.perToken)); "
                        + "model: expert matmuls reach the ridge at B = \(model)")
         }
         let m = q.memory

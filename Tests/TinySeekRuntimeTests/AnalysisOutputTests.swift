@@ -40,7 +40,8 @@ struct AnalysisOutputTests {
         #expect(series("kv_decompress").isEmpty)   // decode resolves to the absorbed order
         let csv = r.csv().split(separator: "\n")
         #expect(csv.first.map(String.init) == Sweep.Result.csvColumns.joined(separator: ","))
-        #expect(csv.count == 1 + r.points.reduce(0) { $0 + $1.groups.count })
+        #expect(csv.count == 1 + r.points.reduce(0) { $0 + $1.groups.count + $1.kinds.count })
+        #expect(csv.contains { $0.hasPrefix("batch,64,\"kind:attention\",") })
     }
 
     @Test("the SVG is well-formed, self-contained, one line per series plus the ridge")

@@ -55,7 +55,8 @@ public struct Sweep: Sendable, Equatable {
         return Sweep(variable: variable, values: values)
     }
 
-    /// Op groups shown per point: the paper's operators, then the whole step.
+    /// Op groups shown per point (table, chart, CSV): the paper's operators, then the whole
+    /// step. The CSV also has one row per `OpKind` ("kind:gemm", ...).
     public static let series: [(name: String, includes: @Sendable (ModelledOp) -> Bool)] = [
         ("attn_score", { $0.name == "attn_score" }),
         ("attn_context", { $0.name == "attn_context" }),
@@ -74,6 +75,8 @@ public struct Sweep: Sendable, Equatable {
         public var value: Int
         /// Series name -> summed cost and roofline time (only groups with ops).
         public var groups: [(name: String, aggregate: Aggregate)]
+        /// The same by `OpKind` (gemm, gemv, attention, elementwise, routing): CSV rows "kind:gemm", ...
+        public var kinds: [(kind: OpKind, aggregate: Aggregate)]
         public var stepSeconds: Double
         public var tokensPerSecondPerDevice: Double
     }
@@ -95,7 +98,7 @@ public struct Sweep: Sendable, Equatable {
         public func csv() -> String {
             var lines = [Self.csvColumns.joined(separator: ",")]
             for p in points {
-                for (name, a) in p.groups {
+                for (name, a) in p.groups + p.kinds.map({ ("kind:\($0.kind.rawValue)", $0.aggregate) }) {
                     lines.append([variable.rawValue, "\(p.value)", "\"\(name)\"", "\(a.cost.flops)", "\(a.cost.bytes)",
                                   "\(a.intensity)", "\(a.seconds)", a.bound(roofline).rawValue, "\(roofline.ridge)",
                                   "\(p.stepSeconds)", "\(p.tokensPerSecondPerDevice)"].joined(separator: ","))
@@ -121,11 +124,17 @@ public struct Sweep: Sendable, Equatable {
                 let g = a.aggregate(where: includes)
                 return g.count > 0 ? (name, g) : nil
             }
-            points.append(Point(value: v, groups: groups, stepSeconds: a.stepSeconds,
+            let kinds = OpKind.allCases.compactMap { kind -> (kind: OpKind, aggregate: Aggregate)? in
+                let g = a.aggregate { $0.kind == kind }
+                return g.count > 0 ? (kind, g) : nil
+            }
+            points.append(Point(value: v, groups: groups, kinds: kinds, stepSeconds: a.stepSeconds,
                                 tokensPerSecondPerDevice: a.tokensPerSecondPerDevice))
         }
         let fixed = variable == .batch ? "context \(base.context)" : "batch \(base.batch)"
-        let title = "\(spec.modelType) \(base.phase.rawValue), \(fixed), \(base.dtype.rawValue) on \(accelerator.name)"
+        let p = base.parallelism
+        let pool = p.devices > 1 ? " x \(p.devices) (dp \(p.dp), tp \(p.tp), ep \(p.ep)), per device" : ""
+        let title = "\(spec.modelType) \(base.phase.rawValue), \(fixed), \(base.dtype.rawValue) on \(accelerator.name)\(pool)"
         return Result(variable: variable, points: points, roofline: roofline, title: title)
     }
 }

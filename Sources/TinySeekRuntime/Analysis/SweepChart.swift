@@ -42,7 +42,7 @@ public struct SweepChart {
         for e in stride(from: Int(xLo.rounded(.up)), through: Int(xHi.rounded(.down)), by: step) {
             let x = px(pow(2, Double(e)))
             s += "<line x1=\"\(f(x))\" y1=\"\(f(top))\" x2=\"\(f(x))\" y2=\"\(f(top + plotH))\" stroke=\"#eee\"/>\n"
-            s += "<text x=\"\(f(x))\" y=\"\(f(top + plotH + 18))\" text-anchor=\"middle\">\(Self.escape(Self.tick(pow(2, Double(e)))))</text>\n"
+            s += "<text x=\"\(f(x))\" y=\"\(f(top + plotH + 18))\" text-anchor=\"middle\">\(Int(pow(2, Double(e))))</text>\n"
         }
         s += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(plotW))\" height=\"\(f(plotH))\" fill=\"none\" stroke=\"#333\"/>\n"
         s += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 18))\" text-anchor=\"middle\">\(result.variable.rawValue) (log scale)</text>\n"
@@ -51,7 +51,7 @@ public struct SweepChart {
         // The ridge: peak FLOP/s over bandwidth.
         let ridge = result.roofline.ridge, ry = py(ridge)
         s += "<line x1=\"\(f(left))\" y1=\"\(f(ry))\" x2=\"\(f(left + plotW))\" y2=\"\(f(ry))\" stroke=\"#555\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n"
-        s += "<text x=\"\(f(left + 6))\" y=\"\(f(ry - 6))\" fill=\"#555\">\(Self.escape("ridge \(Self.tick(ridge)) FLOP/B: compute-bound above, memory-bound below"))</text>\n"
+        s += "<text x=\"\(f(left + 6))\" y=\"\(f(ry - 6))\" fill=\"#555\">\(Self.escape("ridge \(String(format: "%.3g", ridge)) FLOP/B: compute-bound above, memory-bound below"))</text>\n"
 
         for (i, name) in names.enumerated() {
             let color = Self.colors[i % Self.colors.count]
