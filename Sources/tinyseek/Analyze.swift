@@ -68,7 +68,7 @@ struct Analyze: ParsableCommand {
     @Flag(help: "Print one JSON object: ops (the profiler's row keys, seconds = roofline time), layers, totals, kv_cache, system quantities.")
     var json = false
 
-    @Option(help: ArgumentHelp("Evaluate at several values: batch=1,2,4,...,4096 or context=1024,...,131072 ('...' continues the progression).", valueName: "var=values"))
+    @Option(help: ArgumentHelp("Evaluate at several values: batch=1,2,4,...,4096 or context=1024,2048,...,131072 ('...' continues the progression).", valueName: "var=values"))
     var sweep: String?
 
     @Option(help: ArgumentHelp("Write CSV: the sweep's per-op-group rows with --sweep, else every op of the step (the profiler's CSV columns).", valueName: "file"))
@@ -109,7 +109,8 @@ struct Analyze: ParsableCommand {
 
         if compare {
             let comparison = try AttentionComparison(spec: spec, accelerator: accelerator, batch: batch, context: context, dtype: dtype)
-            print(AnalyzeOutput.comparison(comparison, spec: spec, accelerator: accelerator, batch: batch, context: context, dtype: dtype))
+            print(json ? try AnalyzeOutput.comparisonJSON(comparison)
+                  : AnalyzeOutput.comparison(comparison, spec: spec, accelerator: accelerator, batch: batch, context: context, dtype: dtype))
             return
         }
         if let sweep {

@@ -180,6 +180,35 @@ enum AnalyzeOutput {
         return out.joined(separator: "\n")
     }
 
+    static func comparisonJSON(_ c: AttentionComparison) throws -> String {
+        struct Row: Encodable {
+            var variant, phase, bound: String
+            var kvBytesPerTokenPerLayer, scoreIntensity, coreIntensity, blockIntensity, blockSeconds: Double
+            enum CodingKeys: String, CodingKey {
+                case variant, phase, bound
+                case kvBytesPerTokenPerLayer = "kv_cache_bytes_per_token_per_layer", scoreIntensity = "score_intensity"
+                case coreIntensity = "score_softmax_context_intensity", blockIntensity = "block_intensity"
+                case blockSeconds = "block_seconds"
+            }
+        }
+        let rows = c.rows.map { r in
+            Row(variant: r.variant, phase: r.phase.rawValue, bound: r.core.bound(c.roofline).rawValue,
+                kvBytesPerTokenPerLayer: r.kvBytesPerTokenPerLayer, scoreIntensity: r.score.intensity,
+                coreIntensity: r.core.intensity, blockIntensity: r.block.intensity, blockSeconds: r.block.seconds)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(["ridge_flops_per_byte": AnyEncodable(c.roofline.ridge), "compare": AnyEncodable(rows)]),
+                      as: UTF8.self)
+    }
+
+    /// Lets one JSON object mix a number and a list.
+    struct AnyEncodable: Encodable {
+        let value: any Encodable
+        init(_ value: any Encodable) { self.value = value }
+        func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+    }
+
     // MARK: Sweep
 
     static func sweep(_ r: Sweep.Result) -> String {

@@ -144,7 +144,7 @@ extension Accelerator {
 
     /// `this-machine` from a `tinyseek calibrate` profile: FP32 only (sgemm peak and streaming
     /// read bandwidth as measured), capacity from /proc/meminfo, no interconnect.
-    public static func thisMachine(profile p: MachineProfile, memoryBytes: Double?) -> Accelerator {
+    public static func calibrated(profile p: MachineProfile, memoryBytes: Double?) -> Accelerator {
         Accelerator(name: thisMachine, aliases: ["this", "local", "cpu"],
                     peakTFLOPS: ["fp32": p.gemmGFLOPS / 1000], memoryBandwidthGBps: p.bandwidthGBps,
                     memoryGB: (memoryBytes ?? 0) / 1e9,
@@ -192,7 +192,7 @@ extension Accelerator {
                                 memoryBandwidthGBps: 1, memoryGB: 0)
         if local.answers(to: name) {
             let profile = try MachineProfile.load(from: machineProfile)
-            return thisMachine(profile: profile, memoryBytes: installedMemory())
+            return calibrated(profile: profile, memoryBytes: installedMemory())
         }
         throw AnalysisError.unknownHardware(name: name, known: table.map(\.name) + [thisMachine])
     }

@@ -88,7 +88,7 @@ public struct AnalysisJSON: Encodable {
                 ("bound", g.bound(a.roofline).rawValue),
             ])
         }
-        try c.encode(layers.map { $0 }, forKey: .layers)
+        try c.encode(layers, forKey: .layers)
         let t = a.total
         try c.encode(Object([
             ("flops", t.cost.flops), ("bytes_read", t.cost.bytesRead), ("bytes_written", t.cost.bytesWritten),

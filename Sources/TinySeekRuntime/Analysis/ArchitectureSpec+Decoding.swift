@@ -10,6 +10,9 @@ import TinySeek
 /// | qwen2_moe, qwen3_moe                    | GQA       | MoE every decoder_sparse_step, except mlp_only_layers    |
 /// | llama4 (text_config), llama4_text       | GQA       | MoE on moe_layers / every interleave_moe_layer_step, + shared expert; NoPE and chunked layers |
 /// | gpt3, gpt2                              | MHA       | dense GELU MLP, learned positions, tied embeddings       |
+///
+/// Not modelled: biases (Cost.linear has no bias term), Qwen3's per-head q/k RMSNorm and
+/// Llama-4's attention temperature tuning (each well under 0.1% of a layer's FLOPs and bytes).
 extension ArchitectureSpec {
     public static let supportedModelTypes = [
         "deepseek_v3", "deepseek_v2", "kimi_k2", "llama", "mistral", "qwen2", "qwen3", "mixtral",
