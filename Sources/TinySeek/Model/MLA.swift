@@ -117,14 +117,21 @@ struct MLA {
         }
 
         let attnOut = ws.pointer(.attnOut, N * H * dv)
+        // Absorbed sequences share q_absorb and v_absorb: they are per-row weight products, so each
+        // contiguous run of absorbed rows (all N rows in a decode batch) reads W_UK and W_UV once.
+        let absorbedRuns = Self.runs(of: sequences.filter { order.resolved(tokens: $0.count) == .absorbed })
+        let qLat = ws.pointer(.qLatent, N * H * r)      // (N·H, r), rows (t, h)
+        let ctx = ws.pointer(.context, N * H * r)        // (N, H, r)
+        for run in absorbedRuns { absorbQuery(rows: run, q: q, into: qLat, recorder: rec) }
         for s in sequences {
             switch order.resolved(tokens: s.count) {
             case .naive, .auto:
                 naive(s, q: q, attnOut: attnOut, scale: rope.softmaxScale, workspace: ws, recorder: rec)
             case .absorbed:
-                absorbed(s, q: q, attnOut: attnOut, scale: rope.softmaxScale, workspace: ws, recorder: rec)
+                absorbedAttention(s, q: q, qLatent: qLat, context: ctx, scale: rope.softmaxScale, workspace: ws, recorder: rec)
             }
         }
+        for run in absorbedRuns { absorbValue(rows: run, context: ctx, into: attnOut, recorder: rec) }
 
         rec.op("o_proj", layer: l, kind: weights.o.kind(tokens: N), cost: weights.o.cost(tokens: N)) {
             weights.o.apply(attnOut, rows: N, into: out, ldo: d)
@@ -176,41 +183,75 @@ struct MLA {
         }
     }
 
-    /// Absorbed order for one sequence: MQA over the latent. q̃ rows are ordered (t, h) so the
-    /// score and context of all heads are one GEMM each against the shared latent rows.
-    private func absorbed(_ s: SequenceSlice, q qAll: UnsafeMutablePointer<Float>, attnOut outAll: UnsafeMutablePointer<Float>,
-                          scale: Float, workspace ws: Workspace, recorder rec: OpRecorder?) {
+    /// Maximal runs of consecutive batch rows covered by `sequences` (given in row order).
+    static func runs(of sequences: [SequenceSlice]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        for s in sequences {
+            if let last = out.last, last.upperBound == s.row {
+                out[out.count - 1] = last.lowerBound..<(s.row + s.count)
+            } else {
+                out.append(s.row..<(s.row + s.count))
+            }
+        }
+        return out
+    }
+
+    /// q̃_h = W_UK,hᵀ q_nope,h for every head of `rows`: W_UK folded into the query.
+    private func absorbQuery(rows: Range<Int>, q: UnsafeMutablePointer<Float>, into qLat: UnsafeMutablePointer<Float>,
+                             recorder rec: OpRecorder?) {
         let c = config, l = layer
         let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim
-        let r = c.kvLoraRank, dqk = dn + dr, w = r + dr
-        let T = s.count, S = s.end, p0 = s.start
-        let latent = s.cache.row(layer: l, position: 0)   // (S, r + dr) rows of this layer
-        let q = qAll + s.row * H * dqk, attnOut = outAll + s.row * H * dv
+        let r = c.kvLoraRank, dqk = dn + dr, T = rows.count
         let kvB = weights.kvB.weight.pointer
-
-        // q̃ = [W_UK,hᵀ q_nope,h | q_pe,h] per head.                       qLat: (T·H, r + dr)
-        let qLat = ws.pointer(.qLatent, T * H * w)
+        let qRows = q + rows.lowerBound * H * dqk, out = qLat + rows.lowerBound * H * r
         rec.op("q_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
                cost: Cost.qAbsorb(heads: H, tokens: T, kvLoraRank: r, nope: dn, weightBytes: weights.kvB.weightBytes)) {
             for h in 0..<H {
                 // W_UK,h = rows [h(dn+dv), h(dn+dv)+dn) of kv_b_proj: (dn, r); q̃ = q_nope · W_UK,h
-                Kernels.gemm(m: T, n: r, k: dn, a: q + h * dqk, lda: H * dqk, b: kvB + h * (dn + dv) * r, ldb: r,
-                             transposeB: false, c: qLat + h * w, ldc: H * w)
-                for t in 0..<T {
-                    (qLat + (t * H + h) * w + r).update(from: q + (t * H + h) * dqk + dn, count: dr)
-                }
+                Kernels.gemm(m: T, n: r, k: dn, a: qRows + h * dqk, lda: H * dqk, b: kvB + h * (dn + dv) * r, ldb: r,
+                             transposeB: false, c: out + h * r, ldc: H * r)
             }
         }
-        let ctx = ws.pointer(.context, T * H * r)             // (T, H, r)
+    }
+
+    /// out_h = ctx_h · W_UV,hᵀ for every head of `rows`: W_UV applied after attention.
+    private func absorbValue(rows: Range<Int>, context ctx: UnsafeMutablePointer<Float>, into attnOut: UnsafeMutablePointer<Float>,
+                             recorder rec: OpRecorder?) {
+        let c = config, l = layer
+        let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dv = c.vHeadDim, r = c.kvLoraRank, T = rows.count
+        let kvB = weights.kvB.weight.pointer
+        let ctxRows = ctx + rows.lowerBound * H * r, out = attnOut + rows.lowerBound * H * dv
+        rec.op("v_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
+               cost: Cost.vAbsorb(heads: H, tokens: T, kvLoraRank: r, v: dv, weightBytes: weights.kvB.weightBytes)) {
+            for h in 0..<H {
+                // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj: (dv, r); o_h = ctx_h · W_UV,hᵀ
+                Kernels.gemm(m: T, n: dv, k: r, a: ctxRows + h * r, lda: H * r, b: kvB + (h * (dn + dv) + dn) * r, ldb: r,
+                             transposeB: true, c: out + h * dv, ldc: H * dv)
+            }
+        }
+    }
+
+    /// Absorbed attention for one sequence: MQA over the latent. q̃ and q_pe rows are ordered
+    /// (t, h), so the score and context of all heads are GEMMs against the shared latent rows.
+    private func absorbedAttention(_ s: SequenceSlice, q: UnsafeMutablePointer<Float>, qLatent: UnsafeMutablePointer<Float>,
+                                   context: UnsafeMutablePointer<Float>, scale: Float, workspace ws: Workspace, recorder rec: OpRecorder?) {
+        let c = config, l = layer
+        let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, r = c.kvLoraRank, w = r + dr, dqk = dn + dr
+        let T = s.count, S = s.end, p0 = s.start
+        let latent = s.cache.row(layer: l, position: 0)   // (S, r + dr) rows of this layer
+        let qLat = qLatent + s.row * H * r, qPe = q + s.row * H * dqk + dn, ctx = context + s.row * H * r
         let block = max(1, min(T, Self.scoreBudget / max(H * S, 1)))
         for t0 in stride(from: 0, to: T, by: block) {
             let tb = min(block, T - t0)
             let scores = ws.pointer(.scores, tb * H * S)       // (tb, H, S)
-            // One GEMM for all heads: the latent rows are the shared key (MQA over the latent).
+            // All heads at once: the latent rows are the shared key (MQA over the latent).
+            // score = s·(q̃·c + q_pe·k_pe): the latent part, then the rope part accumulated.
             rec.op("attn_score", layer: l, kind: .attention,
                    cost: Cost.absorbedScore(heads: H, tokens: tb, positions: S, kvLoraRank: r, rope: dr)) {
-                Kernels.gemm(m: tb * H, n: S, k: w, a: qLat + t0 * H * w, lda: w, b: latent, ldb: w,
+                Kernels.gemm(m: tb * H, n: S, k: r, a: qLat + t0 * H * r, lda: r, b: latent, ldb: w,
                              transposeB: true, c: scores, ldc: S, alpha: scale)
+                Kernels.gemm(m: tb * H, n: S, k: dr, a: qPe + t0 * H * dqk, lda: dqk, b: latent + r, ldb: w,
+                             transposeB: true, c: scores, ldc: S, alpha: scale, beta: 1)
             }
             rec.op("softmax", layer: l, kind: .elementwise, cost: Cost.softmax(heads: H, tokens: tb, positions: S)) {
                 for t in 0..<tb {
@@ -222,14 +263,6 @@ struct MLA {
                    cost: Cost.absorbedContext(heads: H, tokens: tb, positions: S, kvLoraRank: r)) {
                 Kernels.gemm(m: tb * H, n: r, k: S, a: scores, lda: S, b: latent, ldb: w,
                              transposeB: false, c: ctx + t0 * H * r, ldc: r)
-            }
-        }
-        rec.op("v_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
-               cost: Cost.vAbsorb(heads: H, tokens: T, kvLoraRank: r, v: dv, weightBytes: weights.kvB.weightBytes)) {
-            for h in 0..<H {
-                // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj: (dv, r); o_h = ctx_h · W_UV,hᵀ
-                Kernels.gemm(m: T, n: dv, k: r, a: ctx + h * r, lda: H * r, b: kvB + (h * (dn + dv) + dn) * r, ldb: r,
-                             transposeB: true, c: attnOut + h * dv, ldc: H * dv)
             }
         }
     }

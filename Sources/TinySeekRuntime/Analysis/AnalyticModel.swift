@@ -131,7 +131,7 @@ public struct AnalyticModel: Sendable {
             out.append(op("attn_context", layer: l, .attention,
                           Cost.naiveContext(heads: H, tokens: T, positions: S, v: dv, act: act).scaled(by: B)))
         case .absorbed:
-            out.append(op("q_absorb", layer: l, .gemm,
+            out.append(op("q_absorb", layer: l, N == 1 ? .gemv : .gemm,
                           Cost.qAbsorb(heads: H, tokens: N, kvLoraRank: r, nope: dn, weightBytes: wb, act: act)))
             out.append(op("attn_score", layer: l, .attention,
                           Cost.absorbedScore(heads: H, tokens: T, positions: S, kvLoraRank: r, rope: dr, act: act, cache: cache)
@@ -139,7 +139,7 @@ public struct AnalyticModel: Sendable {
             out.append(op("softmax", layer: l, .elementwise, Cost.softmax(heads: H, tokens: T, positions: S, act: act).scaled(by: B)))
             out.append(op("attn_context", layer: l, .attention,
                           Cost.absorbedContext(heads: H, tokens: T, positions: S, kvLoraRank: r, act: act, cache: cache).scaled(by: B)))
-            out.append(op("v_absorb", layer: l, .gemm,
+            out.append(op("v_absorb", layer: l, N == 1 ? .gemv : .gemm,
                           Cost.vAbsorb(heads: H, tokens: N, kvLoraRank: r, v: dv, weightBytes: wb, act: act)))
         }
         out.append(linear("o_proj", layer: l, tokens: N, in: H * dv, out: d))
