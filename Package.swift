@@ -13,7 +13,7 @@ let simdCFlags: [CSetting] = []
 
 let package = Package(
     name: "TinySeek",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],  // Synchronization.Atomic (WorkerPool)
     products: [
         .library(name: "TinySeek", targets: ["TinySeek"]),
         .library(name: "Tensor", targets: ["Tensor"]),
@@ -30,10 +30,12 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // Header-only software prefetch for the matvec kernels (no Swift intrinsic exists).
+        .systemLibrary(name: "CPrefetch"),
         // Tensor math: Tensor type, SIMD kernels, BLAS matmul, safetensors reader.
         .target(
             name: "Tensor",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["COpenBLAS", "CPrefetch"],
             cSettings: simdCFlags,
             swiftSettings: simdSwiftFlags
         ),

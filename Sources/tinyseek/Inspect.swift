@@ -39,11 +39,11 @@ struct Inspect: ParsableCommand {
         for name in checkpoint.tensorNames { dtypes[try checkpoint.dtype(of: name).rawValue, default: 0] += 1 }
         print("tensors      \(checkpoint.tensorNames.count) in \(checkpoint.files.count) file(s), \(formatBytes(Double(checkpoint.totalBytes))): " + dtypes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
 
-        let weightsInMemory = Double(report.floatWeightBytes)
+        let weightsInMemory = Double(report.weightBytes)
         let cache = Double(report.latentBytesPerToken) * Double(n)
         let memory = MachineMemory.read()
         print("\nmemory plan for \(n) tokens of context:")
-        print("  weights (as float32 in memory)  \(formatBytes(weightsInMemory))")
+        print("  weights (as stored, mapped)     \(formatBytes(weightsInMemory))")
         print("  latent KV cache                 \(formatBytes(cache))")
         print("  total                           \(formatBytes(weightsInMemory + cache))")
         if let memory {

@@ -57,4 +57,22 @@ extension KernelTests {
         #expect(topKBoth([], k: 3).fast.isEmpty)
         #expect(topKBoth([-.infinity, 0, -.infinity], k: 3).fast == [1, 0, 2])
     }
+
+    @Test("topK into caller buffers: what the array version returns, nothing written past min(k, n)")
+    func topKIntoBuffers() {
+        var rng = SplitMix64(seed: 32)
+        for n in oddSizes {
+            for x in [rng.floats(n), rng.ties(n)] {
+                for k in Set([0, 1, 2, 6, n, n + 2]) {
+                    var indices = [Int](repeating: -7, count: k + 1), values = [Float](repeating: 99, count: k + 1)
+                    let count = x.withUnsafeBufferPointer { Kernels.topK($0, k: k, indices: &indices, values: &values) }
+                    let ref = x.withUnsafeBufferPointer { ReferenceKernels.topK($0, k: k) }
+                    #expect(count == ref.count, "n=\(n) k=\(k)")
+                    #expect(Array(indices.prefix(count)) == ref.map(\.index), "n=\(n) k=\(k)")
+                    #expect(Array(values.prefix(count)) == ref.map(\.value), "n=\(n) k=\(k)")
+                    #expect(indices[count...].allSatisfy { $0 == -7 } && values[count...].allSatisfy { $0 == 99 })
+                }
+            }
+        }
+    }
 }

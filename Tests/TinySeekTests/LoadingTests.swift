@@ -23,8 +23,21 @@ struct EditedSource: WeightSource {
 
     @Test func f32WeightsAreZeroCopy() throws {
         let model = try Models.load(Self.name)
-        #expect(!model.weights.embedding.storage.isOwned)
-        #expect(!model.weights.layers[0].attention.kvB.weight.storage.isOwned)
+        #expect(model.weights.embedding.isBorrowed && model.weights.embedding.format == .f32)
+        #expect(model.weights.layers[0].attention.kvB.weight.isBorrowed)
+    }
+
+    /// BF16 linear weights and the embedding stay BF16 in the mapping (the kernels widen them);
+    /// only small tensors (norms, router) become float32 at load.
+    @Test func bf16WeightsStayBF16InPlace() throws {
+        let model = try Models.load("deepseek-v3-tiny-bf16")
+        let w = model.weights
+        #expect(w.embedding.format == .bf16 && w.embedding.isBorrowed)
+        #expect(w.lmHead.weight.format == .bf16 && w.lmHead.weight.isBorrowed)
+        #expect(w.layers[0].attention.kvB.weight.format == .bf16 && w.layers[0].attention.kvB.weight.isBorrowed)
+        guard case let .moe(moe) = w.layers[1].mlp else { Issue.record("layer 1 should be MoE"); return }
+        #expect(moe.experts[0].down.weight.format == .bf16 && moe.experts[0].down.weight.isBorrowed)
+        #expect(moe.experts[0].down.weightBytes == 2)
     }
 
     @Test func missingTensorIsNamed() throws {

@@ -6,9 +6,12 @@ import Foundation
 /// Every function has the same signature and meaning as its twin in `ReferenceKernels`, the
 /// algorithmic reference the tests hold it to.
 public enum Kernels {
-    /// C = alpha · A · op(B) + beta · C (see `ReferenceKernels.gemm`). A batch of rows goes to
-    /// OpenBLAS sgemm; a single row against a [n, k] weight uses the SIMD matvec, which streams
-    /// the weight once at memory speed without BLAS's call overhead.
+    /// C = alpha · A · op(B) + beta · C (see `ReferenceKernels.gemm`). A single row against a
+    /// [n, k] weight uses the SIMD matvec, which streams the weight once at memory speed without
+    /// BLAS's call overhead; a batch of rows goes to OpenBLAS sgemm. Both are split across the
+    /// `WorkerPool` lanes (matvec over output rows, sgemm over output columns), with OpenBLAS
+    /// itself kept on one thread: its own workers busy-wait after every call and would fight the
+    /// pool's for the same cores (see `BLAS.useCallerThreadOnly`).
     ///
     /// FLOPs: 2·m·n·k. Bytes: 4·(m·k + n·k + m·n) at least.
     public static func gemm(
@@ -23,10 +26,46 @@ public enum Kernels {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        let pool = WorkerPool.shared
         if m == 1 && transposeB && alpha == 1 && beta == 0 {
-            matvec(weight: b, ldw: ldb, rows: n, cols: k, x: a, y: c)
+            let chunks = WeightMatrix.matvecChunks(rows: n, bytes: Double(n * k * 4), lanes: pool.laneCount)
+            guard chunks > 1 else {
+                matvec(weight: b, ldw: ldb, rows: n, cols: k, x: a, y: c)
+                return
+            }
+            let per = ((n + chunks - 1) / chunks + 3) & ~3
+            pool.run(chunks: (n + per - 1) / per) { i, _ in
+                let lo = i * per, hi = min(n, lo + per)
+                matvec(weight: b + lo * ldb, ldw: ldb, rows: hi - lo, cols: k, x: a, y: c + lo)
+            }
             return
         }
+        let chunks = gemmChunks(m: m, n: n, k: k, lanes: pool.laneCount)
+        guard chunks > 1 else {
+            sgemm(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, transposeB: transposeB, c: c, ldc: ldc,
+                  alpha: alpha, beta: beta)
+            return
+        }
+        let per = ((n + chunks - 1) / chunks + 15) & ~15
+        pool.run(chunks: (n + per - 1) / per) { i, _ in
+            let lo = i * per, hi = min(n, lo + per)
+            // Columns lo..<hi of C need rows lo..<hi of B stored [n, k], or columns of B stored [k, n].
+            sgemm(m: m, n: hi - lo, k: k, a: a, lda: lda, b: transposeB ? b + lo * ldb : b + lo, ldb: ldb,
+                  transposeB: transposeB, c: c + lo, ldc: ldc, alpha: alpha, beta: beta)
+        }
+    }
+
+    /// Pieces an sgemm is cut into along n: 1 below ~2·10⁵ multiply-adds (a few microseconds,
+    /// less than a hand-off is worth), else up to 4 per lane with at least 32 columns each.
+    static func gemmChunks(m: Int, n: Int, k: Int, lanes: Int) -> Int {
+        guard lanes > 1, m * n * k >= 200_000, n >= 64 else { return 1 }
+        return max(1, min(4 * lanes, n / 32))
+    }
+
+    /// One OpenBLAS sgemm call on the calling thread, row-major, C = alpha·A·op(B) + beta·C.
+    @inline(__always)
+    static func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                      transposeB: Bool, c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
@@ -97,7 +136,7 @@ public enum Kernels {
         i = 0
         if v >= 8 {
             var m8 = V8(repeating: -.infinity)
-            while i + 8 <= v { m8 = pointwiseMax(m8, load8(x + i)); i += 8 }
+            while i + 8 <= v { m8 = max8(m8, load8(x + i)); i += 8 }
             mx = m8.max()
         }
         while i < v { mx = max(mx, x[i]); i += 1 }
@@ -195,21 +234,43 @@ public enum Kernels {
     }
 
     /// Top-k by a partial selection: O(n·k) with a small sorted window, which beats a full sort
-    /// for the k ≤ 8 of expert routing and the k ≤ 100 of sampling.
+    /// for the k ≤ 8 of expert routing and the k ≤ 100 of sampling. Allocates the result; the
+    /// router uses `topK(_:k:indices:values:)`.
     public static func topK(_ x: UnsafeBufferPointer<Float>, k: Int) -> [(index: Int, value: Float)] {
         let k = min(max(k, 0), x.count)
         guard k > 0 else { return [] }
-        var out: [(index: Int, value: Float)] = []
-        out.reserveCapacity(k + 1)
-        for (i, v) in x.enumerated() {
-            if out.count == k, let last = out.last, !(v > last.value) { continue }
-            // insertion point: after every element >= v (keeps lower index first on ties)
-            var pos = out.count
-            while pos > 0 && out[pos - 1].value < v { pos -= 1 }
-            out.insert((i, v), at: pos)
-            if out.count > k { out.removeLast() }
+        var indices = [Int](repeating: 0, count: k), values = [Float](repeating: 0, count: k)
+        let n = indices.withUnsafeMutableBufferPointer { i in
+            values.withUnsafeMutableBufferPointer { v in topK(x, k: k, indices: i.baseAddress!, values: v.baseAddress!) }
         }
-        return out
+        return (0..<n).map { (indices[$0], values[$0]) }
+    }
+
+    /// The k largest values and their indices, largest first, ties keeping the lower index first
+    /// (as `ReferenceKernels.topK`), written into caller buffers of at least k entries; returns
+    /// how many were written, min(k, n). Allocates nothing: the MoE router calls it per token.
+    /// A value enters the window only if it beats the smallest kept one, and slides up past every
+    /// kept value it is strictly greater than.
+    @discardableResult
+    public static func topK(_ x: UnsafeBufferPointer<Float>, k: Int,
+                            indices: UnsafeMutablePointer<Int>, values: UnsafeMutablePointer<Float>) -> Int {
+        let k = min(max(k, 0), x.count)
+        guard k > 0, let base = x.baseAddress else { return 0 }
+        var count = 0
+        for i in 0..<x.count {
+            let v = base[i]
+            if count == k && !(v > values[k - 1]) { continue }
+            var pos = count == k ? k - 1 : count   // when full, the smallest kept value drops out
+            while pos > 0 && values[pos - 1] < v {
+                values[pos] = values[pos - 1]
+                indices[pos] = indices[pos - 1]
+                pos -= 1
+            }
+            values[pos] = v
+            indices[pos] = i
+            if count < k { count += 1 }
+        }
+        return count
     }
 
     /// Converts IEEE half to float32 (F16C on x86-64 through Swift's Float16 vector conversion).

@@ -16,10 +16,20 @@ func store8(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
 /// polynomial, 2^n assembled in the exponent bits. Inputs are clamped to the normal float range,
 /// and below it (e^-87.3 ≈ 1.2e-38) the result is flushed to 0, so exp(-inf) = 0 as softmax
 /// masking needs (the clamp alone gave 1.2e-38).
+///
+/// Written with operations the standard library lowers to vector instructions (arithmetic,
+/// lane comparisons, `replacing(with:where:)`, bit casts). The generic `clamped`, `rounded(.down)`
+/// and `SIMD8<Int32>(n)` become per-lane calls through witness tables (~20 ns an element, which
+/// made softmax and SiLU slower than the matmuls around them). n = round(x·log2 e) comes from
+/// the magic-number trick: adding 1.5·2²³ leaves the rounded integer in the low mantissa bits.
 @inline(__always)
 func exp8(_ xIn: V8) -> V8 {
-    let x = xIn.clamped(lowerBound: V8(repeating: -87.3), upperBound: V8(repeating: 88.3))
-    let n = (x * 1.44269504088896341 + 0.5).rounded(.down)
+    let lo = V8(repeating: -87.3), hi = V8(repeating: 88.3)
+    var x = xIn.replacing(with: lo, where: xIn .< lo)
+    x = x.replacing(with: hi, where: x .> hi)
+    let magic = V8(repeating: 12_582_912)   // 1.5·2²³
+    let shifted = x * 1.44269504088896341 + magic
+    let n = shifted - magic                 // round(x·log2 e), exactly an integer
     var r = x - n * 0.693359375
     r = r - n * -2.12194440e-4
     var p = V8(repeating: 1.9875691500e-4)
@@ -29,9 +39,15 @@ func exp8(_ xIn: V8) -> V8 {
     p = p * r + 1.6666665459e-1
     p = p * r + 5.0000001201e-1
     p = p * r * r + r + 1
-    let bits = (SIMD8<Int32>(truncatingIfNeeded: SIMD8<Int32>(n)) &+ 127) &<< 23
-    return (p * unsafeBitCast(bits, to: V8.self)).replacing(with: 0, where: xIn .< -87.3)
+    // n as an integer is the low bits of `shifted` minus those of the magic number.
+    let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let bits = (integer &+ 127) &<< 23
+    return (p * unsafeBitCast(bits, to: V8.self)).replacing(with: 0, where: xIn .< lo)
 }
+
+/// Lane-wise maximum by comparison (the generic `pointwiseMax` is a call per vector).
+@inline(__always)
+func max8(_ a: V8, _ b: V8) -> V8 { a.replacing(with: b, where: b .> a) }
 
 @inline(__always)
 func horizontalMax(_ v: V8) -> Float { v.max() }

@@ -61,6 +61,20 @@ final class MappedFile: @unchecked Sendable {
         UnsafeRawBufferPointer(start: base, count: base == nil ? 0 : size)
     }
 
+    /// Reads one byte of every page so the whole file is mapped in (page faults now, not in a
+    /// timed loop later). Returns a sum of the bytes so the reads cannot be optimised away.
+    func touchPages() -> Int {
+        guard let base else { return 0 }
+        let page = 4096
+        var sum = 0
+        var offset = 0
+        while offset < size {
+            sum &+= Int(base.load(fromByteOffset: offset, as: UInt8.self))
+            offset += page
+        }
+        return sum
+    }
+
     /// Mutable access for views that must be typed `UnsafeMutablePointer` (see the type's doc:
     /// writes are private copy-on-write). `nil` for an empty file.
     var mutableBase: UnsafeMutableRawPointer? { base }

@@ -37,6 +37,12 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     public func contains(_ name: String) -> Bool { infos[name] != nil }
 
+    /// Size of the file in bytes (header and data).
+    public var fileSize: Int { mapping.size }
+
+    /// Faults every page of the mapping in (see `SafetensorsCheckpoint.touchPages`).
+    public func touchPages() -> Int { mapping.touchPages() }
+
     /// Where `name` lives and how it is stored.
     public func info(_ name: String) throws(SafetensorsError) -> TensorInfo {
         guard let info = infos[name] else { throw .tensorNotFound(path: url.path, name: name) }

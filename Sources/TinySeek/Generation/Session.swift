@@ -14,11 +14,14 @@ public final class Session {
     public let executor: BatchExecutor
     /// Token ids in the cache, in order.
     public private(set) var tokens: [Int] = []
+    /// The one-token batch `forward(token:)` reuses, so a decode step builds no array.
+    private var single = [0]
 
     init(model: Model, capacity: Int) {
         self.model = model
         self.cache = LatentCache(config: model.config, capacity: max(1, min(capacity, model.config.maxPositionEmbeddings)))
         self.executor = BatchExecutor(model: model)
+        tokens.reserveCapacity(cache.capacity)
     }
 
     /// Attention order, expert execution and run-time top-k for every forward of this session.
@@ -50,6 +53,14 @@ public final class Session {
         let logits = try executor.step([(newTokens, cache)], allLogits: allLogits)
         tokens.append(contentsOf: newTokens)
         return logits
+    }
+
+    /// One decode step: `token` at the next position; returns its logits (a view, valid until the
+    /// next call). The same as `forward([token])` without building an array per token.
+    @discardableResult
+    public func forward(token: Int) throws(ModelError) -> Tensor {
+        single[0] = token
+        return try forward(single)
     }
 
     /// Forgets the sequence; the cache is reused.

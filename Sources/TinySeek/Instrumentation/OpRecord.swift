@@ -57,7 +57,8 @@ public struct OpRecord: Sendable {
     public var name: String
     /// Decoder layer, or nil for ops outside the layers (embedding, final norm, LM head).
     public var layer: Int?
-    /// Routed expert index for per-expert ops (expert_gate_up, expert_down), else nil.
+    /// Routed expert index for per-expert ops (expert_gate_up, expert_down), else nil; also nil
+    /// for single-token decode, which runs a token's experts as one fused op.
     public var expert: Int?
     public var phase: Phase
     public var kind: OpKind

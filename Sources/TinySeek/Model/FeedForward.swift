@@ -26,8 +26,19 @@ extension FeedForwardWeights {
         let names = role.names
         rec.op(names.gateUp, layer: layer, expert: expert, kind: gate.kind(tokens: rows),
                cost: gate.cost(tokens: rows) + up.cost(tokens: rows)) {
-            gate.apply(x, rows: rows, ldx: ldx, into: g)
-            up.apply(x, rows: rows, ldx: ldx, into: u)
+            if rows == 1 {
+                // Decode: gate and up read the same x; one parallel job streams both.
+                let batch = ws.matvecs
+                batch.removeAll()
+                batch.append(gate.weight, x: x, y: g)
+                batch.append(up.weight, x: x, y: u)
+                batch.run()
+                gate.addBias(to: g, rows: 1)
+                up.addBias(to: u, rows: 1)
+            } else {
+                gate.apply(x, rows: rows, ldx: ldx, into: g)
+                up.apply(x, rows: rows, ldx: ldx, into: u)
+            }
         }
         rec.op(names.act, layer: layer, expert: expert, kind: .elementwise,
                cost: Cost.elementwise(elements: rows * inter, inputs: 2, flopsPerElement: 5)) {

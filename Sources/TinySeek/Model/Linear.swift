@@ -2,34 +2,43 @@ import Tensor
 
 /// A PyTorch-layout linear layer: `weight` stored (outFeatures, inFeatures), y = x·Wᵀ + b.
 ///
-/// The weight is usually a zero-copy view into the memory-mapped checkpoint.
+/// The weight is a `WeightMatrix` in the checkpoint's own format (F32, BF16, F16 or Q8_0),
+/// usually read in place from the memory-mapped file: the kernels widen it as they stream it.
 public struct Linear: Sendable {
-    public let weight: Tensor   // (outFeatures, inFeatures)
-    public let bias: Tensor?    // (outFeatures)
+    public let weight: WeightMatrix   // (outFeatures, inFeatures)
+    public let bias: Tensor?          // (outFeatures)
 
-    public init(weight: Tensor, bias: Tensor? = nil) {
+    public init(weight: WeightMatrix, bias: Tensor? = nil) {
         self.weight = weight
         self.bias = bias
     }
 
-    public var outFeatures: Int { weight.shape[0] }
-    public var inFeatures: Int { weight.shape[1] }
-    /// Bytes per weight element as stored in memory (F32 today).
-    public var weightBytes: Double { 4 }
+    /// A float32 layer over a rank-2 tensor (zero-copy), e.g. the MoE router.
+    public init(weight: Tensor, bias: Tensor? = nil) {
+        self.init(weight: WeightMatrix(weight), bias: bias)
+    }
+
+    public var outFeatures: Int { weight.rows }
+    public var inFeatures: Int { weight.cols }
+    /// Bytes per weight element as stored in memory: 4 (F32), 2 (BF16/F16), 34/32 (Q8_0).
+    public var weightBytes: Double { weight.bytesPerElement }
     public var parameterCount: Int { weight.count + (bias?.count ?? 0) }
 
     /// out[rows, outFeatures] = x[rows, inFeatures] · Wᵀ (+ b); `ldx`/`ldo` are row strides.
     @inline(__always)
     public func apply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int? = nil,
                       into out: UnsafeMutablePointer<Float>, ldo: Int? = nil) {
-        Kernels.gemm(m: rows, n: outFeatures, k: inFeatures, a: x, lda: ldx ?? inFeatures,
-                     b: weight.pointer, ldb: inFeatures, transposeB: true,
-                     c: out, ldc: ldo ?? outFeatures)
-        if let bias {
-            for r in 0..<rows {
-                Kernels.add(out + r * (ldo ?? outFeatures), bias.pointer, count: outFeatures,
-                            out: out + r * (ldo ?? outFeatures))
-            }
+        weight.apply(x, rows: rows, ldx: ldx ?? inFeatures, into: out, ldy: ldo ?? outFeatures)
+        addBias(to: out, rows: rows, ldo: ldo)
+    }
+
+    /// out[r] += b for each of `rows` rows (nothing without a bias): for callers that computed
+    /// x·Wᵀ themselves, e.g. in a `MatvecBatch`.
+    @inline(__always)
+    public func addBias(to out: UnsafeMutablePointer<Float>, rows: Int, ldo: Int? = nil) {
+        guard let bias else { return }
+        for r in 0..<rows {
+            Kernels.add(out + r * (ldo ?? outFeatures), bias.pointer, count: outFeatures, out: out + r * (ldo ?? outFeatures))
         }
     }
 

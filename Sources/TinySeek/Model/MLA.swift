@@ -122,7 +122,7 @@ struct MLA {
         let absorbedRuns = Self.runs(of: sequences.filter { order.resolved(tokens: $0.count) == .absorbed })
         let qLat = ws.pointer(.qLatent, N * H * r)      // (N·H, r), rows (t, h)
         let ctx = ws.pointer(.context, N * H * r)        // (N, H, r)
-        for run in absorbedRuns { absorbQuery(rows: run, q: q, into: qLat, recorder: rec) }
+        for run in absorbedRuns { absorbQuery(rows: run, q: q, into: qLat, workspace: ws, recorder: rec) }
         for s in sequences {
             switch order.resolved(tokens: s.count) {
             case .naive, .auto:
@@ -131,7 +131,7 @@ struct MLA {
                 absorbedAttention(s, q: q, qLatent: qLat, context: ctx, scale: rope.softmaxScale, workspace: ws, recorder: rec)
             }
         }
-        for run in absorbedRuns { absorbValue(rows: run, context: ctx, into: attnOut, recorder: rec) }
+        for run in absorbedRuns { absorbValue(rows: run, context: ctx, into: attnOut, workspace: ws, recorder: rec) }
 
         rec.op("o_proj", layer: l, kind: weights.o.kind(tokens: N), cost: weights.o.cost(tokens: N)) {
             weights.o.apply(attnOut, rows: N, into: out, ldo: d)
@@ -198,36 +198,52 @@ struct MLA {
 
     /// q̃_h = W_UK,hᵀ q_nope,h for every head of `rows`: W_UK folded into the query.
     private func absorbQuery(rows: Range<Int>, q: UnsafeMutablePointer<Float>, into qLat: UnsafeMutablePointer<Float>,
-                             recorder rec: OpRecorder?) {
+                             workspace ws: Workspace, recorder rec: OpRecorder?) {
         let c = config, l = layer
         let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim
         let r = c.kvLoraRank, dqk = dn + dr, T = rows.count
-        let kvB = weights.kvB.weight.pointer
+        // W_UK,h and W_UV,h are row views of kv_b_proj in its stored format (no float32 copy).
+        let kvB = weights.kvB.weight
         let qRows = q + rows.lowerBound * H * dqk, out = qLat + rows.lowerBound * H * r
         rec.op("q_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
                cost: Cost.qAbsorb(heads: H, tokens: T, kvLoraRank: r, nope: dn, weightBytes: weights.kvB.weightBytes)) {
+            // One row: the H per-head products are independent, so they run as one parallel job.
+            let batch = ws.matvecs
+            batch.removeAll()
             for h in 0..<H {
                 // W_UK,h = rows [h(dn+dv), h(dn+dv)+dn) of kv_b_proj: (dn, r); q̃ = q_nope · W_UK,h
-                Kernels.gemm(m: T, n: r, k: dn, a: qRows + h * dqk, lda: H * dqk, b: kvB + h * (dn + dv) * r, ldb: r,
-                             transposeB: false, c: out + h * r, ldc: H * r)
+                let wUK = kvB.rows(h * (dn + dv) ..< h * (dn + dv) + dn)
+                if T == 1 {
+                    batch.appendTransposed(wUK, x: qRows + h * dqk, y: out + h * r)
+                } else {
+                    wUK.applyTransposed(qRows + h * dqk, rows: T, ldx: H * dqk, into: out + h * r, ldy: H * r)
+                }
             }
+            batch.run()
         }
     }
 
     /// out_h = ctx_h · W_UV,hᵀ for every head of `rows`: W_UV applied after attention.
     private func absorbValue(rows: Range<Int>, context ctx: UnsafeMutablePointer<Float>, into attnOut: UnsafeMutablePointer<Float>,
-                             recorder rec: OpRecorder?) {
+                             workspace ws: Workspace, recorder rec: OpRecorder?) {
         let c = config, l = layer
         let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dv = c.vHeadDim, r = c.kvLoraRank, T = rows.count
-        let kvB = weights.kvB.weight.pointer
+        let kvB = weights.kvB.weight
         let ctxRows = ctx + rows.lowerBound * H * r, out = attnOut + rows.lowerBound * H * dv
         rec.op("v_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
                cost: Cost.vAbsorb(heads: H, tokens: T, kvLoraRank: r, v: dv, weightBytes: weights.kvB.weightBytes)) {
+            let batch = ws.matvecs
+            batch.removeAll()
             for h in 0..<H {
                 // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj: (dv, r); o_h = ctx_h · W_UV,hᵀ
-                Kernels.gemm(m: T, n: dv, k: r, a: ctxRows + h * r, lda: H * r, b: kvB + (h * (dn + dv) + dn) * r, ldb: r,
-                             transposeB: true, c: out + h * dv, ldc: H * dv)
+                let wUV = kvB.rows(h * (dn + dv) + dn ..< (h + 1) * (dn + dv))
+                if T == 1 {
+                    batch.append(wUV, x: ctxRows + h * r, y: out + h * dv)
+                } else {
+                    wUV.apply(ctxRows + h * r, rows: T, ldx: H * r, into: out + h * dv, ldy: H * dv)
+                }
             }
+            batch.run()
         }
     }
 

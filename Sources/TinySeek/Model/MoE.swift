@@ -10,112 +10,12 @@ public enum ExpertExecution: String, Sendable, CaseIterable {
     case grouped
 }
 
-/// The routing decision for a batch of tokens: k (expert, weight) slots per token.
-struct Routes {
-    var experts: [Int32] = []   // (T, k)
-    var weights: [Float] = []   // (T, k)
-    // Grouping by expert: pairs of expert e are order[offsets[e] ..< offsets[e+1]], as t·k + slot.
-    var offsets: [Int] = []     // (n_routed_experts + 1)
-    var order: [Int32] = []     // (T·k)
-
-    mutating func reset(tokens: Int, k: Int, experts e: Int) {
-        experts.removeAll(keepingCapacity: true)
-        weights.removeAll(keepingCapacity: true)
-        experts.reserveCapacity(tokens * k)
-        weights.reserveCapacity(tokens * k)
-        offsets = Array(repeating: 0, count: e + 1)
-    }
-
-    /// Counting sort of the (token, slot) pairs by expert.
-    mutating func group(experts e: Int) {
-        for x in experts { offsets[Int(x) + 1] += 1 }
-        for i in 0..<e { offsets[i + 1] += offsets[i] }
-        order = Array(repeating: 0, count: experts.count)
-        var next = offsets
-        for (pair, x) in experts.enumerated() {
-            order[next[Int(x)]] = Int32(pair)
-            next[Int(x)] += 1
-        }
-    }
-}
-
 /// DeepSeekMoE: a router picks k of n_routed_experts per token; the output is the weighted sum
 /// of those experts plus the always-on shared experts:  y = Σ_k w_k·FFN_k(x) + FFN_shared(x).
 struct MoE {
     let config: ModelConfig
     let weights: MoEWeights
     let layer: Int
-
-    /// Selects experts for one token from its router logits (`scratch`: n_routed_experts floats).
-    ///
-    /// V3 (transformers DeepseekV3TopkRouter, DeepSeek's noaux_tc): s = sigmoid(logits);
-    /// choice = s + e_score_correction_bias; each group scores the sum of its top-2 choices; the
-    /// top `topk_group` groups stay, the rest are masked to -inf; the top-k of the masked choice
-    /// are the experts; their weights are the UNBIASED s, normalised if norm_topk_prob, times
-    /// routed_scaling_factor. The bias steers load balance without changing the mixing weights.
-    ///
-    /// V2 (DeepseekV2TopkRouter): s = softmax(logits); greedy top-k, or group_limited_greedy
-    /// keeping the groups with the largest max score (others masked to 0); weights s·scale.
-    func select(logits: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, routes: inout Routes) {
-        let e = config.routedExperts, k = config.expertsPerToken
-        let groups = config.groups, perGroup = e / max(groups, 1)
-        let scores = scratch   // s, then the choice values
-        if config.isV3 {
-            for i in 0..<e { scores[i] = 1 / (1 + Foundation.exp(-logits[i])) }
-            // Work on the biased choice values in a second half of scratch.
-            let biased = scratch + e
-            let bias = weights.correctionBias?.pointer
-            for i in 0..<e { biased[i] = scores[i] + (bias?[i] ?? 0) }
-            if groups > 1 {
-                maskGroups(biased, groups: groups, perGroup: perGroup, fill: -.infinity) { g in
-                    let top = Kernels.topK(UnsafeBufferPointer(start: g, count: perGroup), k: 2)
-                    return top.reduce(0) { $0 + $1.value }
-                }
-            }
-            let top = Kernels.topK(UnsafeBufferPointer(start: biased, count: e), k: k)
-            var sum: Float = 0
-            for (idx, _) in top { sum += scores[idx] }
-            let norm: Float = config.normalizesTopK ? 1 / (sum + 1e-20) : 1
-            for (idx, _) in top {
-                routes.experts.append(Int32(idx))
-                routes.weights.append(scores[idx] * norm * config.scalingFactor)
-            }
-        } else {
-            scores.update(from: logits, count: e)
-            Kernels.softmax(scores, count: e, valid: e)
-            if config.topkMethod == "group_limited_greedy", groups > 1 {
-                let kept = scratch + e
-                kept.update(from: scores, count: e)
-                maskGroups(kept, groups: groups, perGroup: perGroup, fill: 0) { g in
-                    var m = -Float.infinity
-                    for j in 0..<perGroup { m = max(m, g[j]) }
-                    return m
-                }
-                for (idx, v) in Kernels.topK(UnsafeBufferPointer(start: kept, count: e), k: k) {
-                    routes.experts.append(Int32(idx))
-                    routes.weights.append(v * config.scalingFactor)
-                }
-            } else {
-                for (idx, v) in Kernels.topK(UnsafeBufferPointer(start: scores, count: e), k: k) {
-                    routes.experts.append(Int32(idx))
-                    routes.weights.append(v * config.scalingFactor)
-                }
-            }
-        }
-    }
-
-    /// Keeps the `topk_group` groups with the highest `groupScore` and fills the others.
-    private func maskGroups(_ x: UnsafeMutablePointer<Float>, groups: Int, perGroup: Int, fill: Float,
-                            groupScore: (UnsafeMutablePointer<Float>) -> Float) {
-        var groupScores = [Float](repeating: 0, count: groups)
-        for g in 0..<groups { groupScores[g] = groupScore(x + g * perGroup) }
-        let kept = groupScores.withUnsafeBufferPointer { Kernels.topK($0, k: config.groupsKept) }
-        var keep = [Bool](repeating: false, count: groups)
-        for (g, _) in kept { keep[g] = true }
-        for g in 0..<groups where !keep[g] {
-            (x + g * perGroup).update(repeating: fill, count: perGroup)
-        }
-    }
 
     /// out[T, hidden] = MoE(xn) for T tokens.
     func forward(_ xn: UnsafePointer<Float>, tokens T: Int, execution: ExpertExecution,
@@ -129,7 +29,7 @@ struct MoE {
             router.apply(xn, rows: T, into: logits)
         }
         rec.op("route_select", layer: l, kind: .routing, cost: Cost.routeSelect(tokens: T, experts: e)) {
-            routes.reset(tokens: T, k: k, experts: e)
+            routes.reset(tokens: T, k: k, experts: e, groups: c.groups)
             let scratch = logits + T * e
             for t in 0..<T { select(logits: logits + t * e, scratch: scratch, routes: &routes) }
         }
@@ -137,6 +37,8 @@ struct MoE {
 
         out.update(repeating: 0, count: T * d)
         switch execution {
+        case .grouped where T == 1:
+            forwardOneToken(xn, routes: routes, workspace: ws, recorder: rec, out: out)
         case .grouped:
             routes.group(experts: e)
             for x in 0..<e {
@@ -176,6 +78,48 @@ struct MoE {
             rec.op("shared_add", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: T * d)) {
                 Kernels.add(out, y, count: T * d, out: out)
             }
+        }
+    }
+
+    /// Decode: the k selected experts of one token as two parallel jobs, all their gate and up
+    /// matvecs in one `MatvecBatch`, then all their down matvecs in another, so a layer's routed
+    /// experts stream k·3 matrices with two hand-offs instead of 3k. Each job's time is recorded
+    /// per expert (shared out by bytes), so profiles keep one record per expert as in `grouped`.
+    private func forwardOneToken(_ xn: UnsafePointer<Float>, routes: Routes, workspace ws: Workspace,
+                                 recorder rec: OpRecorder?, out: UnsafeMutablePointer<Float>) {
+        let c = config, l = layer, d = c.hiddenSize, k = routes.experts.count
+        guard k > 0 else { return }
+        let inter = weights.experts[Int(routes.experts[0])].intermediateSize
+        let g = ws.pointer(.gate, k * inter), u = ws.pointer(.up, k * inter), y = ws.pointer(.expertOut, k * d)
+        let batch = ws.matvecs
+        func expert(_ s: Int) -> FeedForwardWeights { weights.experts[Int(routes.experts[s])] }
+        func index(_ s: Int) -> Int? { Int(routes.experts[s]) }
+        rec.split("expert_gate_up", layer: l, kind: .gemv, parts: k, expert: index,
+                  cost: { expert($0).gate.cost(tokens: 1) + expert($0).up.cost(tokens: 1) }) {
+            batch.removeAll()
+            for s in 0..<k {
+                batch.append(expert(s).gate.weight, x: xn, y: g + s * inter)
+                batch.append(expert(s).up.weight, x: xn, y: u + s * inter)
+            }
+            batch.run()
+            for s in 0..<k {
+                expert(s).gate.addBias(to: g + s * inter, rows: 1)
+                expert(s).up.addBias(to: u + s * inter, rows: 1)
+            }
+        }
+        rec.split("expert_act", layer: l, kind: .elementwise, parts: k, expert: index,
+                  cost: { _ in Cost.elementwise(elements: inter, inputs: 2, flopsPerElement: 5) }) {
+            Kernels.siluMul(g, u, count: k * inter, out: g)
+        }
+        rec.split("expert_down", layer: l, kind: .gemv, parts: k, expert: index, cost: { expert($0).down.cost(tokens: 1) }) {
+            batch.removeAll()
+            for s in 0..<k { batch.append(expert(s).down.weight, x: g + s * inter, y: y + s * d) }
+            batch.run()
+            for s in 0..<k { expert(s).down.addBias(to: y + s * d, rows: 1) }
+        }
+        rec.split("expert_combine", layer: l, kind: .elementwise, parts: k, expert: index,
+                  cost: { _ in Cost.expertCombine(slots: 1, hidden: d) }) {
+            for s in 0..<k { Kernels.addScaled(y + s * d, by: routes.weights[s], to: out, count: d) }
         }
     }
 }

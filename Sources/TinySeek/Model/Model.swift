@@ -53,6 +53,20 @@ public final class Model: @unchecked Sendable {
         return Model(config: config, weights: weights, source: checkpoint)
     }
 
+    /// Faults in every page of the memory-mapped weights (all experts, the whole LM head), for
+    /// benchmarks that must not time page faults. Returns the bytes touched (0 for in-memory weights).
+    @discardableResult
+    public func touchWeights() -> Int {
+        guard let checkpoint = source as? SafetensorsCheckpoint else { return 0 }
+        _ = checkpoint.touchPages()
+        return checkpoint.files.reduce(0) { $0 + $1.fileSize }
+    }
+
+    /// Bytes of the checkpoint files behind the weights (0 for in-memory weights).
+    public var fileBytes: Int {
+        (source as? SafetensorsCheckpoint)?.files.reduce(0) { $0 + $1.fileSize } ?? 0
+    }
+
     public func makeSession(capacity: Int? = nil) -> Session {
         Session(model: self, capacity: capacity ?? config.maxPositionEmbeddings)
     }
@@ -80,11 +94,9 @@ public final class Model: @unchecked Sendable {
 
         let x = ws.pointer(.x, N * d), xn = ws.pointer(.normed, N * d), delta = ws.pointer(.residual, N * d)
         rec.op("embedding", layer: nil, kind: .elementwise,
-               cost: Cost.embedding(tokens: N, hidden: d, weightBytes: 4)) {
+               cost: Cost.embedding(tokens: N, hidden: d, weightBytes: weights.embedding.bytesPerElement)) {
             for (entry, s) in zip(batch, sequences) {
-                for (t, id) in entry.tokens.enumerated() {
-                    (x + (s.row + t) * d).update(from: weights.embedding.pointer + id * d, count: d)
-                }
+                for (t, id) in entry.tokens.enumerated() { weights.embedding.dequantizeRow(id, into: x + (s.row + t) * d) }
             }
         }
         // Rotary angles of every row's position, shared by every layer.            (N, dr/2)

@@ -5,8 +5,9 @@ public struct ModelReport: Sendable {
     public let totalParameters: Int
     /// Parameters touched by one token: everything except the routed experts it does not pick.
     public let activeParameters: Int
-    /// Bytes of float32 weights the engine holds.
-    public let floatWeightBytes: Int
+    /// Bytes of weights the engine holds: matrices in their stored format (read in place from
+    /// the mapped checkpoint), norms, router and biases as float32.
+    public let weightBytes: Int
     /// MLA's cache: layers · (kv_lora_rank + qk_rope_head_dim) · 4 bytes.
     public let latentBytesPerToken: Int
     /// Full per-head cache: layers · heads · (dn + dr + dv) · 4 bytes.
@@ -26,7 +27,7 @@ public struct ModelReport: Sendable {
         moeLayers = moe
         totalParameters = w.parameterCount
         activeParameters = w.parameterCount - idle
-        floatWeightBytes = w.parameterCount * 4
+        weightBytes = Int(w.byteCount.rounded())
         latentBytesPerToken = c.numHiddenLayers * c.latentCacheWidth * 4
         fullKVBytesPerToken = c.numHiddenLayers * c.numAttentionHeads * (c.qkHeadDim + c.vHeadDim) * 4
     }

@@ -7,6 +7,13 @@ public protocol WeightSource {
     func shape(of name: String) throws -> [Int]
     /// The tensor as float32: zero-copy where the file stores F32.
     func float32(_ name: String) throws -> Tensor
+    /// A rank-2 linear weight in its stored format (F32, BF16, F16, or Q8_0 from an I8 tensor plus
+    /// its `_scale` tensor), read in place. Default: the float32 tensor.
+    func matrix(_ name: String) throws -> WeightMatrix
+}
+
+extension WeightSource {
+    public func matrix(_ name: String) throws -> WeightMatrix { WeightMatrix(try float32(name)) }
 }
 
 /// The weights of one MLA block, under HF's names. `kvB` is kv_b_proj viewed [H, dn+dv, r]:
@@ -51,8 +58,19 @@ public struct LayerWeights: Sendable {
 
 /// All weights of a decoder, checked against the config: every expected tensor present with
 /// the right shape, and no tensor in the checkpoint left unused.
+///
+/// Formats: every linear weight and the embedding table are `WeightMatrix`es in the stored
+/// format, read in place (F32/BF16/F16 straight from the mapping; nothing is converted at load, so
+/// loading is instant and resident memory is the file). Norm weights, biases, the MoE router and
+/// its correction bias are small and become float32 `Tensor`s (converted once if stored in 16 bits);
+/// transformers keeps the router in float32 too.
+///
+/// Q8_0 (written by `tinyseek quantize`): a linear weight `<name>` stored as an I8 tensor of
+/// shape [out, in] holds the int8 values, and `<name>_scale` (`Q8_0.scaleName(for:)`), F16 of
+/// shape [out, ⌈in/32⌉], holds one scale per block of 32 consecutive weights of a row:
+/// W[i, j] = scale[i, j / 32] · values[i, j]. Only linear weights are ever quantised.
 public struct ModelWeights: Sendable {
-    public var embedding: Tensor      // embed_tokens (vocab, hidden)
+    public var embedding: WeightMatrix  // embed_tokens (vocab, hidden), rows decoded on lookup
     public var layers: [LayerWeights]
     public var norm: Tensor           // norm (hidden)
     public var lmHead: Linear         // lm_head (vocab, hidden), or the embedding when tied
@@ -64,7 +82,7 @@ public struct ModelWeights: Sendable {
         let qkHead = c.qkHeadDim
 
         func linear(_ name: String, _ out: Int, _ inp: Int, bias: Bool = false) throws(ModelError) -> Linear {
-            Linear(weight: try take(name + ".weight", [out, inp]), bias: bias ? try take(name + ".bias", [out]) : nil)
+            Linear(weight: try take.matrix(name + ".weight", [out, inp]), bias: bias ? try take(name + ".bias", [out]) : nil)
         }
         func ffn(_ p: String, _ inter: Int) throws(ModelError) -> FeedForwardWeights {
             FeedForwardWeights(gate: try linear(p + ".gate_proj", inter, d, bias: c.hasMLPBias),
@@ -72,7 +90,7 @@ public struct ModelWeights: Sendable {
                                down: try linear(p + ".down_proj", d, inter, bias: c.hasMLPBias))
         }
 
-        let embedding = try take("model.embed_tokens.weight", [c.vocabSize, d])
+        let embedding = try take.matrix("model.embed_tokens.weight", [c.vocabSize, d])
         var layers: [LayerWeights] = []
         for l in 0..<c.numHiddenLayers {
             let p = "model.layers.\(l)"
@@ -131,22 +149,32 @@ public struct ModelWeights: Sendable {
     }
 
     /// Parameters stored (all experts).
-    public var parameterCount: Int {
-        var n = embedding.count + norm.count
-        if lmHead.weight.storage !== embedding.storage { n += lmHead.parameterCount }
+    public var parameterCount: Int { footprint.parameters }
+    /// Bytes the weights take in memory: matrices at their stored format, the rest float32.
+    public var byteCount: Double { footprint.bytes }
+
+    private var footprint: (parameters: Int, bytes: Double) {
+        var n = 0, bytes = 0.0
+        func add(_ t: Tensor?) { if let t { n += t.count; bytes += Double(t.count * 4) } }
+        func add(_ l: Linear?) { if let l { n += l.weight.count; bytes += l.weight.byteCount; add(l.bias) } }
+        func add(_ f: FeedForwardWeights?) { if let f { add(f.gate); add(f.up); add(f.down) } }
+        n += embedding.count
+        bytes += embedding.byteCount
+        add(norm)
+        if !lmHead.weight.sharesStorage(with: embedding) { add(lmHead) }
         for l in layers {
-            n += l.inputNorm.count + l.postAttentionNorm.count
+            add(l.inputNorm); add(l.postAttentionNorm)
             let a = l.attention
-            n += [a.qA, a.qB, a.q, a.kvA, a.kvB, a.o].compactMap { $0?.parameterCount }.reduce(0, +)
-            n += (a.qANorm?.count ?? 0) + a.kvANorm.count
+            for linear in [a.qA, a.qB, a.q, a.kvA, a.kvB, a.o] { add(linear) }
+            add(a.qANorm); add(a.kvANorm)
             switch l.mlp {
-            case let .dense(f): n += f.parameterCount
+            case let .dense(f): add(f)
             case let .moe(m):
-                n += m.router.count + (m.correctionBias?.count ?? 0) + (m.shared?.parameterCount ?? 0)
-                n += m.experts.map(\.parameterCount).reduce(0, +)
+                add(m.router); add(m.correctionBias); add(m.shared)
+                for e in m.experts { add(e) }
             }
         }
-        return n
+        return (n, bytes)
     }
 }
 
@@ -176,6 +204,19 @@ struct WeightLoader {
         guard got == shape else { throw .tensorShape(name: name, expected: shape, got: got) }
         used.insert(name)
         do { return try source.float32(name) } catch { throw .weights("\(error)") }
+    }
+
+    /// A linear weight in its stored format; a Q8_0 matrix also uses its `_scale` tensor.
+    mutating func matrix(_ name: String, _ shape: [Int]) throws(ModelError) -> WeightMatrix {
+        guard available.contains(name) else { throw .missingTensor(name: name) }
+        let got: [Int]
+        do { got = try source.shape(of: name) } catch { throw .weights("\(error)") }
+        guard got == shape else { throw .tensorShape(name: name, expected: shape, got: got) }
+        used.insert(name)
+        let m: WeightMatrix
+        do { m = try source.matrix(name) } catch let e as ModelError { throw e } catch { throw .weights("\(error)") }
+        if m.format == .q8_0 { used.insert(Q8_0.scaleName(for: name)) }
+        return m
     }
 
     mutating func ignore(_ name: String) { used.insert(name) }

@@ -24,6 +24,8 @@ public final class Workspace: @unchecked Sendable {
     }
 
     private var buffers: [TensorStorage]
+    /// Independent batch-1 products of one step run as one parallel job (experts, heads).
+    public let matvecs = MatvecBatch()
 
     public init() {
         buffers = Slot.allCases.map { _ in TensorStorage(zeros: 0) }

@@ -1,0 +1,221 @@
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A persistent pool of worker threads for the hundreds of small parallel sections a decode step
+/// runs (one per matvec): the caller works too, and idle workers spin briefly before parking.
+///
+/// Why not `DispatchQueue.concurrentPerform`: it costs microseconds a call (queue hand-off,
+/// semaphore), and a 256×1024 expert matvec is only tens of microseconds of work. Here a waiting
+/// worker sees a new job within a few hundred nanoseconds by polling one atomic, and parks on a
+/// condition variable only after `spinSeconds` without work, so an idle process burns no CPU.
+///
+/// Work is split into chunks claimed dynamically from one atomic ticket, so a lane whose core is
+/// busy with another process simply claims fewer chunks; the caller never waits for a worker that
+/// has not started, only for chunks already claimed. The ticket packs the job id with the next
+/// chunk and the chunk count, so a worker that wakes late cannot claim a chunk of a finished job.
+///
+/// One job at a time: a caller that finds the pool busy (another thread's job, or a nested call
+/// from inside a chunk) runs its chunks inline, serially, with a private scratch buffer.
+public final class WorkerPool: @unchecked Sendable {
+    /// The pool every kernel uses: `TINYSEEK_THREADS` lanes if set, else one per active core.
+    /// Creating it also puts OpenBLAS on one thread per call (see `BLAS.useCallerThreadOnly`).
+    public static let shared: WorkerPool = {
+        BLAS.useCallerThreadOnly()
+        return WorkerPool(lanes: defaultLaneCount)
+    }()
+
+    /// `TINYSEEK_THREADS`, else the active processor count.
+    public static var defaultLaneCount: Int {
+        if let text = ProcessInfo.processInfo.environment["TINYSEEK_THREADS"], let n = Int(text), n >= 1 { return n }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    private let core: PoolCore
+
+    /// Threads that run chunks, the calling thread included (1 = everything runs inline).
+    public var laneCount: Int { core.laneCount }
+    /// How long an idle worker polls before it parks.
+    public var spinSeconds: Double { core.spinSeconds }
+
+    /// Starts `lanes − 1` worker threads; they end when the pool is released.
+    public init(lanes: Int, spinSeconds: Double = 2e-4) {
+        core = PoolCore(lanes: lanes, spinSeconds: spinSeconds)
+    }
+
+    deinit { core.stop() }
+
+    /// Runs `body(chunk, scratch)` for every chunk in 0..<chunks across the lanes and returns when
+    /// all are done. `scratch` belongs to the lane running the chunk (reuse it freely inside the
+    /// chunk). Chunks must be independent: they run in any order, concurrently.
+    @inline(__always)
+    public func run(chunks: Int, _ body: (Int, Scratch) -> Void) { core.run(chunks: chunks, body) }
+}
+
+/// The shared state of a pool and its worker threads (which keep it alive until `stop`).
+final class PoolCore: @unchecked Sendable {
+    let laneCount: Int
+    let spinSeconds: Double
+
+    // ticket = job id << 40 | chunk count << 20 | next chunk (see `claim`).
+    private let ticket = Atomic<Int>(0)
+    private let completed = Atomic<Int>(0)
+    private let owned = Atomic<Bool>(false)
+    private let sleepers = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private var jobID = 0
+    /// The running job; valid while a chunk of it is claimed and not yet completed.
+    private var body: ((Int, Scratch) -> Void)?
+    /// One scratch buffer per lane, grown on demand and kept (no allocation in steady state).
+    private let scratch: [Scratch]
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+
+    static let chunkBits = 20
+    static let maxChunks = (1 << chunkBits) - 1
+
+    init(lanes: Int, spinSeconds: Double) {
+        laneCount = max(1, lanes)
+        self.spinSeconds = spinSeconds
+        scratch = (0..<max(1, lanes)).map { _ in Scratch() }
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+        for lane in 1..<laneCount {
+            // Each worker keeps the core alive until `stop()`.
+            let thread = Thread { self.workerLoop(lane: lane) }
+            thread.name = "tinyseek-worker-\(lane)"
+            thread.start()
+        }
+    }
+
+    /// Ends the workers: a job id with no chunks and the stop flag, which they check on waking.
+    func stop() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        jobID = (jobID + 1) & ((1 << 23) - 1)
+        ticket.store(jobID << (2 * Self.chunkBits), ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(&mutex)
+        pthread_cond_broadcast(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func run(chunks: Int, _ body: (Int, Scratch) -> Void) {
+        guard chunks > 0 else { return }
+        guard owned.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            runInline(chunks: chunks, body)
+            return
+        }
+        guard laneCount > 1, chunks > 1, chunks <= Self.maxChunks else {
+            // Nothing to share: run here, but with lane 0's scratch (no allocation).
+            for chunk in 0..<chunks { body(chunk, scratch[0]) }
+            owned.store(false, ordering: .releasing)
+            return
+        }
+        withoutActuallyEscaping(body) { escapable in
+            self.body = escapable
+            jobID = (jobID + 1) & ((1 << 23) - 1)
+            let id = jobID
+            completed.store(0, ordering: .relaxed)
+            // Publishes `body` to any worker that acquires the ticket.
+            ticket.store(id << (2 * Self.chunkBits) | chunks << Self.chunkBits, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                pthread_mutex_lock(&mutex)
+                pthread_cond_broadcast(&condition)
+                pthread_mutex_unlock(&mutex)
+            }
+            work(job: id, scratch: scratch[0])
+            while completed.load(ordering: .acquiring) < chunks {}
+            self.body = nil
+        }
+        owned.store(false, ordering: .releasing)
+    }
+
+    /// The chunks on the calling thread, in order, with a scratch buffer of their own: for a pool
+    /// busy with another thread's job or a nested call from inside a chunk.
+    private func runInline(chunks: Int, _ body: (Int, Scratch) -> Void) {
+        let own = Scratch()
+        for chunk in 0..<chunks { body(chunk, own) }
+    }
+
+    /// Claims and runs chunks of job `id` until none are left (or the job is over).
+    private func work(job id: Int, scratch: Scratch) {
+        while let chunk = claim(job: id) {
+            body?(chunk, scratch)
+            completed.add(1, ordering: .releasing)
+        }
+    }
+
+    /// The next unclaimed chunk of job `id`, or nil. A compare-exchange on the packed ticket, so a
+    /// claim only succeeds while that job is current and has chunks left.
+    private func claim(job id: Int) -> Int? {
+        let mask = (1 << Self.chunkBits) - 1
+        var t = ticket.load(ordering: .acquiring)
+        while true {
+            let next = t & mask, count = (t >> Self.chunkBits) & mask
+            guard t >> (2 * Self.chunkBits) == id, next < count else { return nil }
+            let (exchanged, original) = ticket.compareExchange(expected: t, desired: t + 1, ordering: .acquiringAndReleasing)
+            if exchanged { return next }
+            t = original
+        }
+    }
+
+    private func workerLoop(lane: Int) {
+        var seen = 0
+        while true {
+            var id = ticket.load(ordering: .acquiring) >> (2 * Self.chunkBits)
+            if id == seen {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let limit = UInt64(spinSeconds * 1e9)
+                var polls = 0
+                while id == seen {
+                    polls += 1
+                    if polls & 1023 == 0, DispatchTime.now().uptimeNanoseconds - start > limit {
+                        park(whileJob: seen)
+                        polls = 0
+                    }
+                    id = ticket.load(ordering: .acquiring) >> (2 * Self.chunkBits)
+                }
+            }
+            seen = id
+            if stopping.load(ordering: .sequentiallyConsistent) { return }
+            work(job: id, scratch: scratch[lane])
+        }
+    }
+
+    /// Sleeps until the ticket carries a job other than `seen`. Paired with the check of
+    /// `sleepers` in `run` (both sequentially consistent): either the submitter sees this sleeper
+    /// and signals, or this worker sees the new ticket before waiting.
+    private func park(whileJob seen: Int) {
+        pthread_mutex_lock(&mutex)
+        sleepers.add(1, ordering: .sequentiallyConsistent)
+        while ticket.load(ordering: .sequentiallyConsistent) >> (2 * Self.chunkBits) == seen {
+            pthread_cond_wait(&condition, &mutex)
+        }
+        sleepers.subtract(1, ordering: .sequentiallyConsistent)
+        pthread_mutex_unlock(&mutex)
+    }
+}
+
+/// A lane's reusable float buffer (dequantised weight tiles, per-lane activations).
+public final class Scratch: @unchecked Sendable {
+    private var base: UnsafeMutablePointer<Float>?
+    private var capacity = 0
+
+    public init() {}
+
+    deinit { base?.deallocate() }
+
+    /// At least `count` floats, 64-byte aligned; contents unspecified. Valid until the next call.
+    public func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity || base == nil {
+            base?.deallocate()
+            capacity = max(count, 16)
+            base = UnsafeMutableRawPointer.allocate(byteCount: capacity * 4, alignment: 64)
+                .bindMemory(to: Float.self, capacity: capacity)
+        }
+        return base.unsafelyUnwrapped
+    }
+}

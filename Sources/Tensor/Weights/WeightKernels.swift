@@ -1,0 +1,259 @@
+import CPrefetch
+
+/// The fast kernels behind `WeightMatrix`: batch-1 matvecs that stream each weight format once,
+/// widening to float32 in registers, and the decoders that turn rows into float32 tiles for sgemm.
+///
+/// A decode step is ~250 matvecs over weights far larger than the caches, so each must run at
+/// memory speed: 8 weights per SIMD step, four rows at a time sharing each load of x (x stays in
+/// L1), one accumulator per row. The widening costs a few instructions per 16 or 32 bytes of
+/// weights, far less than the time those bytes take to arrive from memory.
+///
+/// `ReferenceWeightKernels` holds the definitions these are tested against.
+enum WeightKernels {
+    /// Bytes prefetched ahead in the matvec loops: the next group of four rows, one line per 64
+    /// bytes consumed. Measured on Zen 4: without it a 16-bit matvec reached only half the
+    /// bytes/s of an F32 one (both stalled on the same number of elements in flight, since the
+    /// out-of-order window holds fewer bytes' worth of widening instructions than of plain FMAs).
+    // MARK: Batch-1 matvec, one entry point per format
+
+    /// y[j] = Σ_k W[j, k]·x[k] for j in `rows` (y is indexed by j, not j − rows.lowerBound).
+    static func matvec(_ w: WeightMatrix, rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        switch w.storage {
+        case let .f32(p): matvec(F32Lanes.self, p, cols: w.cols, rows: rows, x: x, y: y)
+        case let .bf16(p): matvec(BF16Lanes.self, p, cols: w.cols, rows: rows, x: x, y: y)
+        case let .f16(p): matvec(F16Lanes.self, p, cols: w.cols, rows: rows, x: x, y: y)
+        case let .q8_0(v, s): matvecQ8(values: v, scales: s, cols: w.cols, rows: rows, x: x, y: y)
+        }
+    }
+
+    /// One generic body for the three float formats; `L` says how 8 weights become a V8.
+    @inline(__always)
+    static func matvec<L: Lanes>(_: L.Type, _ w: UnsafePointer<L.Element>, cols: Int, rows: Range<Int>,
+                                 x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        let k8 = cols & ~7
+        // Each step reads 8 elements of 4 rows: 32 elements, `step` bytes, of a contiguous group.
+        let step = 32 * MemoryLayout<L.Element>.stride
+        var j = rows.lowerBound
+        while j + 4 <= rows.upperBound {
+            let w0 = w + j * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols
+            var ahead = UnsafeRawPointer(w3 + cols)   // the next group of rows
+            var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
+            var p = 0
+            while p < k8 {
+                var line = 0
+                while line < step { tinyseek_prefetch(ahead + line); line += 64 }
+                ahead += step
+                let xv = load8(x + p)
+                a0.addProduct(L.decode8(w0 + p), xv)
+                a1.addProduct(L.decode8(w1 + p), xv)
+                a2.addProduct(L.decode8(w2 + p), xv)
+                a3.addProduct(L.decode8(w3 + p), xv)
+                p += 8
+            }
+            var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
+            while p < cols {
+                let xv = x[p]
+                s0 += L.scalar(w0[p]) * xv; s1 += L.scalar(w1[p]) * xv
+                s2 += L.scalar(w2[p]) * xv; s3 += L.scalar(w3[p]) * xv
+                p += 1
+            }
+            y[j] = s0; y[j + 1] = s1; y[j + 2] = s2; y[j + 3] = s3
+            j += 4
+        }
+        while j < rows.upperBound {
+            let wj = w + j * cols
+            var a = V8()
+            var p = 0
+            while p < k8 { a.addProduct(L.decode8(wj + p), load8(x + p)); p += 8 }
+            var s = a.sum()
+            while p < cols { s += L.scalar(wj[p]) * x[p]; p += 1 }
+            y[j] = s
+            j += 1
+        }
+    }
+
+    /// Q8_0: per block of 32, Σ q·x in float32 over four V8 steps, then scaled by the block's d.
+    /// Four rows share the x loads, as above.
+    static func matvecQ8(values: UnsafePointer<Int8>, scales: UnsafePointer<UInt16>, cols: Int, rows: Range<Int>,
+                         x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        let bs = Q8_0.blockSize, blocks = Q8_0.blocks(cols), full = cols / bs
+        var j = rows.lowerBound
+        while j + 4 <= rows.upperBound {
+            let q0 = values + j * cols, q1 = q0 + cols, q2 = q1 + cols, q3 = q2 + cols
+            let d0 = scales + j * blocks, d1 = d0 + blocks, d2 = d1 + blocks, d3 = d2 + blocks
+            var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
+            // Prefetch the next group of rows (values 4·32 bytes a block, and its scales).
+            var ahead = UnsafeRawPointer(q3 + cols)
+            tinyseek_prefetch(d3 + blocks)
+            for b in 0..<full {
+                tinyseek_prefetch(ahead); tinyseek_prefetch(ahead + 64)
+                ahead += 4 * bs
+                let o = b * bs
+                let x0 = load8(x + o), x1 = load8(x + o + 8), x2 = load8(x + o + 16), x3 = load8(x + o + 24)
+                a0.addProduct(blockDot(q0 + o, x0, x1, x2, x3), V8(repeating: half(d0[b])))
+                a1.addProduct(blockDot(q1 + o, x0, x1, x2, x3), V8(repeating: half(d1[b])))
+                a2.addProduct(blockDot(q2 + o, x0, x1, x2, x3), V8(repeating: half(d2[b])))
+                a3.addProduct(blockDot(q3 + o, x0, x1, x2, x3), V8(repeating: half(d3[b])))
+            }
+            var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
+            if full < blocks {
+                s0 += tailDot(q0, d0, cols: cols, x: x); s1 += tailDot(q1, d1, cols: cols, x: x)
+                s2 += tailDot(q2, d2, cols: cols, x: x); s3 += tailDot(q3, d3, cols: cols, x: x)
+            }
+            y[j] = s0; y[j + 1] = s1; y[j + 2] = s2; y[j + 3] = s3
+            j += 4
+        }
+        while j < rows.upperBound {
+            let q = values + j * cols, d = scales + j * blocks
+            var a = V8()
+            for b in 0..<full {
+                let o = b * bs
+                a.addProduct(blockDot(q + o, load8(x + o), load8(x + o + 8), load8(x + o + 16), load8(x + o + 24)),
+                             V8(repeating: half(d[b])))
+            }
+            var s = a.sum()
+            if full < blocks { s += tailDot(q, d, cols: cols, x: x) }
+            y[j] = s
+            j += 1
+        }
+    }
+
+    /// Σ over one full block of q[i]·x[i], as 8 lanes (summed by the caller after scaling).
+    @inline(__always)
+    static func blockDot(_ q: UnsafePointer<Int8>, _ x0: V8, _ x1: V8, _ x2: V8, _ x3: V8) -> V8 {
+        var s = int8x8(q) * x0
+        s.addProduct(int8x8(q + 8), x1)
+        s.addProduct(int8x8(q + 16), x2)
+        s.addProduct(int8x8(q + 24), x3)
+        return s
+    }
+
+    /// The last, short block of a row (cols not a multiple of 32), scalar.
+    static func tailDot(_ q: UnsafePointer<Int8>, _ d: UnsafePointer<UInt16>, cols: Int, x: UnsafePointer<Float>) -> Float {
+        let b = cols / Q8_0.blockSize
+        var s: Float = 0
+        for k in b * Q8_0.blockSize..<cols { s += Float(q[k]) * x[k] }
+        return s * half(d[b])
+    }
+
+    // MARK: Transposed batch-1 product: y[cols] = xᵀ·W = Σ_j x[j]·W[j, :]
+
+    /// Accumulates rows scaled by x (an axpy per row, widening each row on the fly): MLA's
+    /// q̃ = W_UK,hᵀ·q_nope reads one head's rows of kv_b_proj this way, in their stored format.
+    static func matvecTransposed(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        let cols = w.cols
+        y.update(repeating: 0, count: cols)
+        switch w.storage {
+        case let .f32(p): for j in 0..<w.rows { axpy(F32Lanes.self, p + j * cols, x[j], y, cols) }
+        case let .bf16(p): for j in 0..<w.rows { axpy(BF16Lanes.self, p + j * cols, x[j], y, cols) }
+        case let .f16(p): for j in 0..<w.rows { axpy(F16Lanes.self, p + j * cols, x[j], y, cols) }
+        case let .q8_0(v, s):
+            let blocks = Q8_0.blocks(cols)
+            for j in 0..<w.rows {
+                for b in 0..<blocks {
+                    let lo = b * Q8_0.blockSize, hi = min(lo + Q8_0.blockSize, cols)
+                    let a = x[j] * half(s[j * blocks + b])
+                    var k = lo
+                    let va = V8(repeating: a)
+                    while k + 8 <= hi {
+                        var acc = load8(y + k)
+                        acc.addProduct(int8x8(v + j * cols + k), va)
+                        store8(acc, y + k)
+                        k += 8
+                    }
+                    while k < hi { y[k] += a * Float(v[j * cols + k]); k += 1 }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func axpy<L: Lanes>(_: L.Type, _ w: UnsafePointer<L.Element>, _ a: Float, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        let va = V8(repeating: a)
+        var k = 0
+        while k + 8 <= n {
+            var acc = load8(y + k)
+            acc.addProduct(L.decode8(w + k), va)
+            store8(acc, y + k)
+            k += 8
+        }
+        while k < n { y[k] += a * L.scalar(w[k]); k += 1 }
+    }
+
+    // MARK: Decoding rows to float32 (tiles for sgemm)
+
+    /// out[(i − rows.lowerBound)·cols + k] = W[i, k] for i in `rows`.
+    static func dequantize(_ w: WeightMatrix, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let cols = w.cols, n = rows.count * cols, r0 = rows.lowerBound
+        guard n > 0 else { return }
+        switch w.storage {
+        case let .f32(p): out.update(from: p + r0 * cols, count: n)
+        case let .bf16(p): Kernels.bf16ToF32(p + r0 * cols, count: n, out: out)
+        case let .f16(p): Kernels.f16ToF32(p + r0 * cols, count: n, out: out)
+        case let .q8_0(v, s):
+            let blocks = Q8_0.blocks(cols)
+            for i in rows {
+                let q = v + i * cols, o = out + (i - r0) * cols
+                for b in 0..<blocks {
+                    let lo = b * Q8_0.blockSize, hi = min(lo + Q8_0.blockSize, cols)
+                    let d = half(s[i * blocks + b])
+                    let vd = V8(repeating: d)
+                    var k = lo
+                    while k + 8 <= hi { store8(int8x8(q + k) * vd, o + k); k += 8 }
+                    while k < hi { o[k] = Float(q[k]) * d; k += 1 }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Lane decoders
+
+/// How a float format turns 8 consecutive stored elements into 8 float32 lanes.
+protocol Lanes {
+    associatedtype Element
+    static func decode8(_ p: UnsafePointer<Element>) -> V8
+    static func scalar(_ e: Element) -> Float
+}
+
+enum F32Lanes: Lanes {
+    @inline(__always) static func decode8(_ p: UnsafePointer<Float>) -> V8 { load8(p) }
+    @inline(__always) static func scalar(_ e: Float) -> Float { e }
+}
+
+/// bfloat16 is the top half of a float32: zero-extend to 32 bits and shift left by 16.
+enum BF16Lanes: Lanes {
+    @inline(__always) static func decode8(_ p: UnsafePointer<UInt16>) -> V8 {
+        let h = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<UInt16>.self)
+        return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, to: V8.self)
+    }
+    @inline(__always) static func scalar(_ e: UInt16) -> Float { Float(bitPattern: UInt32(e) << 16) }
+}
+
+/// IEEE half: the vector Float16 → Float conversion is one `vcvtph2ps` with F16C.
+enum F16Lanes: Lanes {
+    @inline(__always) static func decode8(_ p: UnsafePointer<UInt16>) -> V8 {
+        #if arch(x86_64) || arch(arm64)
+        return V8(UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float16>.self))
+        #else
+        return V8((0..<8).map { ReferenceKernels.f16ToF32(p[$0]) })
+        #endif
+    }
+    @inline(__always) static func scalar(_ e: UInt16) -> Float { half(e) }
+}
+
+/// 8 signed bytes as 8 floats (sign-extend, convert).
+@inline(__always)
+func int8x8(_ q: UnsafePointer<Int8>) -> V8 {
+    V8(SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(q).loadUnaligned(as: SIMD8<Int8>.self)))
+}
+
+/// An IEEE half bit pattern as a float.
+@inline(__always)
+func half(_ bits: UInt16) -> Float {
+    #if arch(x86_64) || arch(arm64)
+    return Float(Float16(bitPattern: bits))
+    #else
+    return ReferenceKernels.f16ToF32(bits)
+    #endif
+}

@@ -1,0 +1,106 @@
+/// Which implementation computes a product: the SIMD/BLAS kernels, or the naive reference they
+/// are tested against (`ReferenceWeightKernels`).
+public enum KernelPath: String, Sendable, CaseIterable {
+    case fast
+    case reference
+}
+
+extension WeightMatrix {
+    /// y[m, rows] = x[m, cols] · Wᵀ: a linear layer applied to m rows of activations. `ldx`/`ldy`
+    /// are row strides in floats (default: packed).
+    ///
+    /// - m = 1 (decode): the format's SIMD matvec, split over output rows across the worker pool.
+    ///   Bytes: the whole matrix once at `bytesPerElement`; FLOPs 2·rows·cols.
+    /// - m > 1, F32: sgemm (split over output columns across the pool, see `Kernels.gemm`).
+    /// - m > 1, other formats: panels of rows are decoded into a per-lane float32 tile that stays
+    ///   in L2, and each tile goes through sgemm. Decoding costs ~1 op per weight against 2·m FLOPs
+    ///   per weight of the product, so it disappears once m is more than a few rows.
+    public func apply(_ x: UnsafePointer<Float>, rows m: Int, ldx: Int? = nil,
+                      into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, path: KernelPath = .fast) {
+        let ldx = ldx ?? cols, ldy = ldy ?? rows
+        guard m > 0, rows > 0 else { return }
+        if path == .reference {
+            ReferenceWeightKernels.apply(self, x, rows: m, ldx: ldx, into: y, ldy: ldy)
+            return
+        }
+        guard cols > 0 else {
+            for i in 0..<m { (y + i * ldy).update(repeating: 0, count: rows) }
+            return
+        }
+        if m == 1 {
+            matvec(x, into: y)
+            return
+        }
+        if case let .f32(p) = storage {
+            Kernels.gemm(m: m, n: rows, k: cols, a: x, lda: ldx, b: p, ldb: cols, transposeB: true, c: y, ldc: ldy)
+            return
+        }
+        // Panels of rows decoded to float32: ~256 KB tiles, a multiple of 16 rows.
+        let panel = Swift.max(16, Swift.min(rows, (65_536 / cols) & ~15))
+        let panels = (rows + panel - 1) / panel
+        WorkerPool.shared.run(chunks: panels) { c, scratch in
+            let lo = c * panel, hi = Swift.min(rows, lo + panel)
+            let tile = scratch.floats((hi - lo) * cols)
+            WeightKernels.dequantize(self, rows: lo..<hi, into: tile)
+            Kernels.sgemm(m: m, n: hi - lo, k: cols, a: x, lda: ldx, b: tile, ldb: cols, transposeB: true,
+                          c: y + lo, ldc: ldy)
+        }
+    }
+
+    /// y[rows] = W·x for one row x[cols], parallel over output rows when the matrix is large
+    /// enough to pay for the hand-off (~64 KB of weights per chunk, rows in multiples of 4).
+    @inline(__always)
+    func matvec(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+        let chunks = Self.matvecChunks(rows: rows, bytes: byteCount, lanes: WorkerPool.shared.laneCount)
+        if chunks <= 1 {
+            WeightKernels.matvec(self, rows: 0..<rows, x: x, y: y)
+            return
+        }
+        let per = ((rows + chunks - 1) / chunks + 3) & ~3
+        WorkerPool.shared.run(chunks: (rows + per - 1) / per) { c, _ in
+            WeightKernels.matvec(self, rows: c * per ..< Swift.min(rows, (c + 1) * per), x: x, y: y)
+        }
+    }
+
+    /// How many pieces a matvec is cut into: 1 below ~96 KB of weights (the hand-off would cost
+    /// more than it saves), else about one piece per 64 KB, at most 8 per lane (more pieces let a
+    /// lane whose core is shared with another process take fewer).
+    static func matvecChunks(rows: Int, bytes: Double, lanes: Int) -> Int {
+        guard lanes > 1, bytes >= 96 * 1024, rows >= 8 else { return 1 }
+        return Swift.max(2, Swift.min(Int(bytes / 65_536), 8 * lanes, rows / 4))
+    }
+
+    /// y[m, cols] = x[m, rows] · W: the product with W itself (used for W_UK,hᵀ·q in MLA's
+    /// absorbed attention, where W is a view of one head's rows of kv_b_proj).
+    public func applyTransposed(_ x: UnsafePointer<Float>, rows m: Int, ldx: Int? = nil,
+                                into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, path: KernelPath = .fast) {
+        let ldx = ldx ?? rows, ldy = ldy ?? cols
+        guard m > 0, cols > 0 else { return }
+        if path == .reference {
+            ReferenceWeightKernels.applyTransposed(self, x, rows: m, ldx: ldx, into: y, ldy: ldy)
+            return
+        }
+        if case let .f32(p) = storage {
+            Kernels.gemm(m: m, n: cols, k: rows, a: x, lda: ldx, b: p, ldb: cols, transposeB: false, c: y, ldc: ldy)
+            return
+        }
+        if m == 1 {
+            WeightKernels.matvecTransposed(self, x: x, y: y)
+            return
+        }
+        WorkerPool.shared.run(chunks: 1) { _, scratch in
+            let tile = scratch.floats(rows * cols)
+            WeightKernels.dequantize(self, rows: 0..<rows, into: tile)
+            Kernels.sgemm(m: m, n: cols, k: rows, a: x, lda: ldx, b: tile, ldb: cols, transposeB: false, c: y, ldc: ldy)
+        }
+    }
+
+    /// Row `i` decoded to float32 (an embedding lookup in a 16-bit or Q8_0 table).
+    public func dequantizeRow(_ i: Int, into out: UnsafeMutablePointer<Float>, path: KernelPath = .fast) {
+        precondition(i >= 0 && i < rows, "row \(i) of [\(rows), \(cols)]")
+        switch path {
+        case .fast: WeightKernels.dequantize(self, rows: i..<(i + 1), into: out)
+        case .reference: ReferenceWeightKernels.dequantize(self, rows: i..<(i + 1), into: out)
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import Tensor
+import TinySeek
+
+/// What `tinyseek bench` runs, in the spirit of llama-bench: a prompt-processing test (pp: one
+/// prefill of `promptTokens` tokens) and a text-generation test (tg: `decodeTokens` greedy decode
+/// steps from an empty context), each repeated, plus the machine's roofline measured in the same run.
+public struct BenchmarkOptions: Sendable {
+    /// Prompt length of the pp test; 0 skips it.
+    public var promptTokens = 512
+    /// Decode steps of the tg test; 0 skips it.
+    public var decodeTokens = 128
+    /// Sequences decoded together in tg tests; 1 is single-sequence decode. Values above 1 need
+    /// the expert-grouping scheduler (batched decode), which is not wired yet: `run` refuses them.
+    public var batchSizes = [1]
+    /// Timed runs of each test after the warm-up; mean and standard deviation are over these.
+    public var repetitions = 5
+    public var attention: AttentionOrder = .auto
+    /// How the roofline is measured, twice (before and after the tests); the best of the two is the roof.
+    public var calibration: CalibrationOptions = .quick
+    /// Seed of the pseudo-random prompt.
+    public var seed: UInt64 = 0
+
+    public init() {}
+}
+
+/// Why a benchmark cannot run.
+public enum BenchmarkError: Error, Equatable, CustomStringConvertible, LocalizedError {
+    case invalidOption(String)
+    /// Batched decode (more than one sequence per step) is a hook for the scheduler, not yet there.
+    case batchedDecodeNotImplemented(batchSizes: [Int])
+
+    public var description: String {
+        switch self {
+        case let .invalidOption(message): return message
+        case let .batchedDecodeNotImplemented(sizes):
+            return "batched decode (--batch \(sizes.map(String.init).joined(separator: ","))) is not implemented yet: "
+                + "it needs the expert-grouping scheduler, which is being written separately; use --batch 1"
+        }
+    }
+
+    public var errorDescription: String? { description }
+}
+
+/// Runs the benchmark: load (cold), fault all weights in, warm up, calibrate, record one pass of
+/// each test for its FLOPs and bytes, time the repetitions, calibrate again.
+public enum Benchmark {
+    public static func run(modelDirectory url: URL, options o: BenchmarkOptions,
+                           progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
+        guard o.promptTokens >= 0, o.decodeTokens >= 0, o.promptTokens + o.decodeTokens > 0 else {
+            throw BenchmarkError.invalidOption("-p and -n must be >= 0 and not both 0")
+        }
+        guard o.repetitions >= 1 else { throw BenchmarkError.invalidOption("--repetitions must be >= 1, got \(o.repetitions)") }
+        guard !o.batchSizes.isEmpty, o.batchSizes.allSatisfy({ $0 >= 1 }) else {
+            throw BenchmarkError.invalidOption("--batch needs sizes >= 1, got \(o.batchSizes)")
+        }
+        // The hook for batched decode: results would be named tg<n>@<batch>.
+        let batched = o.batchSizes.filter { $0 > 1 }
+        guard batched.isEmpty else { throw BenchmarkError.batchedDecodeNotImplemented(batchSizes: batched) }
+
+        // The first roof measurement runs before the model is loaded, so its buffers (hundreds of
+        // MB) are freed before the weights become resident and do not inflate the peak RSS.
+        progress("machine: \(o.calibration == .quick ? "quick" : "full") calibration")
+        var machines = [Calibration.measure(options: o.calibration) { _ in }]
+
+        // Cold start: mapping the checkpoint, then the first prompt on cold pages.
+        var clock = Stopwatch()
+        let model = try Model.load(from: url)
+        let loadSeconds = clock.lap()
+        let c = model.config
+        let context = max(o.promptTokens, 1) + o.decodeTokens
+        guard context <= c.maxPositionEmbeddings else {
+            throw BenchmarkError.invalidOption("-p + -n = \(context) exceeds max_position_embeddings \(c.maxPositionEmbeddings)")
+        }
+        let session = model.makeSession(capacity: context)
+        session.options.attention = o.attention
+        let prompt = Profiler.prompt(count: max(o.promptTokens, 1), vocabSize: c.vocabSize, seed: o.seed)
+        progress("cold start: first \(prompt.count)-token prompt")
+        _ = clock.lap()
+        try session.forward(prompt)
+        let firstTokenSeconds = clock.lap()
+
+        // Steady state: every page of the weights (all experts) resident, code paths warm.
+        progress("warm-up: touching every weight page, one prefill and \(min(o.decodeTokens, 16)) decode steps")
+        model.touchWeights()
+        let touchSeconds = clock.lap()
+        session.reset()
+        try decode(session, prompt: prompt, steps: min(o.decodeTokens, 16))
+
+        var results: [BenchmarkResult] = []
+        if o.promptTokens > 0 {
+            // FLOPs of one prefill from the cost model (a recorded, untimed pass).
+            let recorder = OpRecorder()
+            session.reset()
+            session.recorder = recorder
+            try session.forward(prompt)
+            session.recorder = nil
+            let flops = recorder.records.reduce(0) { $0 + $1.cost.flops }
+            progress("pp\(o.promptTokens): \(o.repetitions) runs")
+            var rates: [Double] = []
+            for _ in 0..<o.repetitions {
+                session.reset()
+                _ = clock.lap()
+                try session.forward(prompt)
+                rates.append(Double(o.promptTokens) / clock.lap())
+            }
+            results.append(BenchmarkResult(test: "pp\(o.promptTokens)", kind: .prompt, tokens: o.promptTokens, batch: 1,
+                                           rates: rates, flopsPerToken: flops / Double(o.promptTokens), bytesPerToken: nil))
+        }
+        if o.decodeTokens > 0 {
+            // Bytes one decode step streams from memory: the weights it touches (the experts its
+            // token picked) and the latent cache, from the cost model over a recorded, untimed run.
+            let recorder = OpRecorder()
+            recorder.phase = .decode
+            session.recorder = recorder
+            try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
+            session.recorder = nil
+            let steps = recorder.records.filter { $0.phase == .decode }
+            let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / Double(o.decodeTokens)
+            let flops = steps.reduce(0) { $0 + $1.cost.flops } / Double(o.decodeTokens)
+            progress("tg\(o.decodeTokens): \(o.repetitions) runs")
+            var rates: [Double] = []
+            for _ in 0..<o.repetitions {
+                let seconds = try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
+                rates.append(Double(o.decodeTokens) / seconds)
+            }
+            results.append(BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
+                                           rates: rates, flopsPerToken: flops, bytesPerToken: bytes))
+        }
+
+        // Peak memory while decoding, read before the second calibration allocates its buffers.
+        let memory = ProcessMemory.read()
+        progress("machine: calibration again")
+        machines.append(Calibration.measure(options: o.calibration) { _ in })
+        let machine = BenchmarkMachine(profiles: machines, lanes: WorkerPool.shared.laneCount)
+        for i in results.indices { results[i].setRoofline(machine) }
+        let weights = ModelReport(model: model)
+        return BenchmarkReport(
+            results: results, machine: machine,
+            coldStart: ColdStart(loadSeconds: loadSeconds, firstTokenSeconds: firstTokenSeconds,
+                                 promptTokens: prompt.count, touchSeconds: touchSeconds),
+            model: BenchmarkModel(path: url.path, modelType: c.modelType, parameters: weights.totalParameters,
+                                  // A token reads one row of the embedding table, not all of it.
+                                  activeParameters: weights.activeParameters - c.vocabSize * c.hiddenSize + c.hiddenSize, weightFormats: formats(model),
+                                  fileBytes: model.fileBytes, kvCacheBytes: weights.latentBytesPerToken * context),
+            memory: memory)
+    }
+
+    /// Prefills `prompt` on a fresh sequence, then times `steps` greedy decode steps (each feeding
+    /// the argmax of the last logits back). Returns the seconds of the decode steps.
+    @discardableResult
+    static func decode(_ session: Session, prompt: [Int], steps: Int) throws -> Double {
+        session.reset()
+        var logits = try session.forward(prompt)
+        var clock = Stopwatch()
+        for _ in 0..<steps {
+            let next = Kernels.argmax(UnsafeBufferPointer(logits.buffer)) ?? 0
+            logits = try session.forward(token: next)
+        }
+        return clock.lap()
+    }
+
+    /// The distinct formats of the linear weights, most common first, e.g. "bf16" or "q8_0 + f32".
+    static func formats(_ model: Model) -> String {
+        var count: [WeightFormat: Int] = [:]
+        func add(_ l: Linear?) { if let l { count[l.weight.format, default: 0] += l.weight.count } }
+        add(model.weights.lmHead)
+        for layer in model.weights.layers {
+            let a = layer.attention
+            for l in [a.qA, a.qB, a.q, a.kvA, a.kvB, a.o] { add(l) }
+            switch layer.mlp {
+            case let .dense(f): add(f.gate); add(f.up); add(f.down)
+            case let .moe(m):
+                for f in m.experts + (m.shared.map { [$0] } ?? []) { add(f.gate); add(f.up); add(f.down) }
+            }
+        }
+        return count.sorted { $0.value > $1.value }.map(\.key.rawValue).joined(separator: " + ")
+    }
+}
+
+/// Wall-clock laps.
+struct Stopwatch {
+    private var last = DispatchTime.now().uptimeNanoseconds
+    /// Seconds since the previous lap (or creation).
+    mutating func lap() -> Double {
+        let now = DispatchTime.now().uptimeNanoseconds
+        defer { last = now }
+        return Double(now - last) * 1e-9
+    }
+}

@@ -1,0 +1,199 @@
+import Foundation
+
+/// One test's result: tokens/s over the repetitions and the fraction of the roofline reached.
+public struct BenchmarkResult: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable { case prompt, decode }
+
+    /// "pp512", "tg128", or "tg128@16" for 16 sequences decoded together.
+    public let test: String
+    public let kind: Kind
+    public let tokens: Int
+    public let batch: Int
+    /// Tokens per second of each timed run.
+    public let samples: [Double]
+    public let tokensPerSecond: Double
+    /// Sample standard deviation of `samples` (0 for a single run).
+    public let stddev: Double
+    /// From the cost model over one recorded run: FLOPs per token (the prefill roof) ...
+    public let flopsPerToken: Double
+    /// ... and bytes streamed from memory per token (weights touched + latent cache; the decode roof).
+    public let bytesPerToken: Double?
+    /// pp: FLOP/s achieved ÷ measured sgemm FLOP/s. tg: bytes/s achieved ÷ measured read bandwidth.
+    public private(set) var rooflineFraction: Double = 0
+
+    init(test: String, kind: Kind, tokens: Int, batch: Int, rates: [Double], flopsPerToken: Double, bytesPerToken: Double?) {
+        self.test = test
+        self.kind = kind
+        self.tokens = tokens
+        self.batch = batch
+        samples = rates
+        let mean = rates.reduce(0, +) / Double(max(rates.count, 1))
+        tokensPerSecond = mean
+        stddev = rates.count > 1
+            ? (rates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(rates.count - 1)).squareRoot() : 0
+        self.flopsPerToken = flopsPerToken
+        self.bytesPerToken = bytesPerToken
+    }
+
+    mutating func setRoofline(_ m: BenchmarkMachine) {
+        switch kind {
+        case .prompt: rooflineFraction = flopsPerToken * tokensPerSecond / (m.gemmGFLOPS * 1e9)
+        case .decode: rooflineFraction = (bytesPerToken ?? 0) * tokensPerSecond / (m.bandwidthGBps * 1e9)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case test, kind, tokens, batch, samples, stddev
+        case tokensPerSecond = "tokens_per_second"
+        case rooflineFraction = "roofline_fraction"
+        case flopsPerToken = "flops_per_token"
+        case bytesPerToken = "bytes_per_token"
+    }
+}
+
+/// The roof the fractions are taken against: the best of the calibrations run during the
+/// benchmark (a shared machine only ever looks slower than it is, so the best run is the roof).
+public struct BenchmarkMachine: Codable, Sendable {
+    public let gemmGFLOPS: Double
+    public let bandwidthGBps: Double
+    /// Every calibration of the run, in order (before and after the tests).
+    public let calibrations: [MachineProfile]
+    /// Worker-pool lanes (threads) the engine ran on; OpenBLAS runs one thread per call.
+    public let lanes: Int
+
+    init(profiles: [MachineProfile], lanes: Int) {
+        gemmGFLOPS = profiles.map(\.gemmGFLOPS).max() ?? 0
+        bandwidthGBps = profiles.map(\.bandwidthGBps).max() ?? 0
+        calibrations = profiles
+        self.lanes = lanes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case gemmGFLOPS = "gemm_gflops"
+        case bandwidthGBps = "bandwidth_gbps"
+        case calibrations, lanes
+    }
+}
+
+/// The first moments of a process, reported apart from steady state.
+public struct ColdStart: Codable, Sendable {
+    /// `Model.load`: parse config, map and validate the checkpoint, build the weight table.
+    public let loadSeconds: Double
+    /// The first prefill after loading (its pages faulted in as it runs): time to first token.
+    public let firstTokenSeconds: Double
+    public let promptTokens: Int
+    /// Faulting in every remaining page of the weights before the timed runs.
+    public let touchSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case loadSeconds = "load_seconds"
+        case firstTokenSeconds = "first_token_seconds"
+        case promptTokens = "prompt_tokens"
+        case touchSeconds = "touch_seconds"
+    }
+}
+
+public struct BenchmarkModel: Codable, Sendable {
+    public let path: String
+    public let modelType: String
+    public let parameters: Int
+    /// Parameters one decode step reads: all but the routed experts it does not pick, and one row
+    /// of the embedding table.
+    public let activeParameters: Int
+    /// Formats of the linear weights, most common first ("f32", "bf16", "q8_0").
+    public let weightFormats: String
+    public let fileBytes: Int
+    /// Latent cache of the longest sequence the benchmark runs.
+    public let kvCacheBytes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case path, parameters
+        case modelType = "model_type"
+        case activeParameters = "active_parameters"
+        case weightFormats = "weight_formats"
+        case fileBytes = "file_bytes"
+        case kvCacheBytes = "kv_cache_bytes"
+    }
+}
+
+/// Resident memory of this process from /proc/self/status (Linux; nil elsewhere).
+public struct ProcessMemory: Codable, Sendable {
+    /// VmHWM: the peak resident set (mapped weight pages count once they are touched).
+    public let peakResidentBytes: Int
+    public let residentBytes: Int
+
+    public static func read() -> ProcessMemory? {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        func field(_ key: String) -> Int? {
+            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
+            return line.split(separator: " ").compactMap { Int($0) }.first.map { $0 * 1024 }
+        }
+        guard let peak = field("VmHWM"), let now = field("VmRSS") else { return nil }
+        return ProcessMemory(peakResidentBytes: peak, residentBytes: now)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case peakResidentBytes = "peak_resident_bytes"
+        case residentBytes = "resident_bytes"
+    }
+}
+
+/// Everything `tinyseek bench` prints: `{"results": [...], "machine": {...}, ...}`.
+public struct BenchmarkReport: Codable, Sendable {
+    public let results: [BenchmarkResult]
+    public let machine: BenchmarkMachine
+    public let coldStart: ColdStart
+    public let model: BenchmarkModel
+    public let memory: ProcessMemory?
+
+    enum CodingKeys: String, CodingKey {
+        case results, machine, model, memory
+        case coldStart = "cold_start"
+    }
+
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self) + Data("\n".utf8)
+    }
+
+    /// A llama-bench style table with the roof of each test, and the cold start and memory apart.
+    public func table() -> String {
+        let m = model
+        var lines = [
+            "model    \(m.path) (\(m.modelType), \(Format.si(Double(m.parameters))) params, "
+                + "\(Format.si(Double(m.activeParameters))) active per token), weights \(m.weightFormats), "
+                + "file \(String(format: "%.2f", Double(m.fileBytes) / 1e9)) GB",
+            String(format: "machine  sgemm %.1f GFLOP/s, read %.1f GB/s (best of %d calibrations in this run); %d lanes",
+                   machine.gemmGFLOPS, machine.bandwidthGBps, machine.calibrations.count, machine.lanes),
+            "",
+            "| test        |            t/s | roofline | roof used                                   |",
+            "| ----------- | -------------: | -------: | ------------------------------------------- |",
+        ]
+        for r in results {
+            let rate = String(format: "%.2f ± %.2f", r.tokensPerSecond, r.stddev)
+            let roof: String
+            switch r.kind {
+            case .prompt:
+                roof = String(format: "%.1f GFLOP/token of %.1f GFLOP/s sgemm", r.flopsPerToken / 1e9, machine.gemmGFLOPS)
+            case .decode:
+                roof = String(format: "%.1f MB/token of %.1f GB/s read", (r.bytesPerToken ?? 0) / 1e6, machine.bandwidthGBps)
+            }
+            lines.append("| \(r.test.padding(toLength: 11, withPad: " ", startingAt: 0)) | "
+                         + "\(String(repeating: " ", count: max(0, 14 - rate.count)))\(rate) | "
+                         + String(format: "%7.1f%%", r.rooflineFraction * 100) + " | "
+                         + roof.padding(toLength: 43, withPad: " ", startingAt: 0) + " |")
+        }
+        lines.append("")
+        lines.append(String(format: "cold     load %.3f s, first token %.3f s (%d-token prompt, pages faulted as needed); "
+                            + "touching all weight pages %.3f s", coldStart.loadSeconds, coldStart.firstTokenSeconds,
+                            coldStart.promptTokens, coldStart.touchSeconds))
+        if let memory {
+            lines.append(String(format: "memory   peak RSS %.3f GB = %.3f × (weights file %.3f GB + KV cache %.4f GB)",
+                                Double(memory.peakResidentBytes) / 1e9,
+                                Double(memory.peakResidentBytes) / Double(max(m.fileBytes + m.kvCacheBytes, 1)),
+                                Double(m.fileBytes) / 1e9, Double(m.kvCacheBytes) / 1e9))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,247 @@
+import Foundation
+import Tensor
+import Testing
+
+// WeightMatrix's fast kernels (SIMD matvec per format, decoded tiles + sgemm, the transposed
+// product, row decoding) against ReferenceWeightKernels, which decodes every element with the
+// reference conversions. Both sides see the *same stored weights* (already rounded to BF16/F16 or
+// quantised), so the only difference is summation order: relative 1e-5 of Σ|x·w|, as for gemm.
+// Decoding itself must be bit-exact. Shapes straddle the SIMD width (8), the 4-row blocking, the
+// Q8_0 block (32, with a short last block) and the parallel split (≥ 96 KB of weights).
+
+/// A random [rows, cols] matrix in `format`, from uniform floats in [-1, 1).
+func randomMatrix(_ format: WeightFormat, rows: Int, cols: Int, rng: inout SplitMix64) -> WeightMatrix {
+    let t = try! Tensor(shape: [rows, cols], scalars: rng.floats(rows * cols))
+    return WeightMatrix.converting(WeightMatrix(t), to: format)
+}
+
+/// The same matrix with every weight replaced by its absolute value, in F32: Σ|x|·|w| bounds the
+/// rounding error of a product, so it scales the tolerance.
+func absoluteMatrix(_ w: WeightMatrix) -> WeightMatrix {
+    let t = Tensor(zeros: [w.rows, w.cols])
+    for i in 0..<w.rows { for j in 0..<w.cols { t[i, j] = abs(w.element(i, j)) } }
+    return WeightMatrix(t)
+}
+
+let weightShapes: [(rows: Int, cols: Int)] = [
+    (1, 1), (3, 7), (4, 8), (5, 33), (16, 64), (9, 100), (37, 31), (64, 256), (130, 515), (512, 1024),
+]
+
+@Suite("WeightMatrix kernels agree with ReferenceWeightKernels")
+struct WeightMatrixTests {
+    @Test("x · Wᵀ for m = 1 (matvec) and m > 1 (decoded tiles + sgemm)", arguments: WeightFormat.allCases)
+    func apply(format: WeightFormat) {
+        var rng = SplitMix64(seed: 100)
+        var worst: Float = 0
+        for (rows, cols) in weightShapes {
+            let w = randomMatrix(format, rows: rows, cols: cols, rng: &rng)
+            let magnitudeW = absoluteMatrix(w)
+            for m in rows * cols > 100_000 ? [1, 3] : [1, 2, 5, 33] {
+                let ldx = cols + 3, ldy = rows + 2
+                var x = [Float](repeating: .nan, count: m * ldx)
+                for i in 0..<m { for k in 0..<cols { x[i * ldx + k] = rng.float() } }
+                var fast = [Float](repeating: 777, count: m * ldy), ref = fast, mag = fast
+                w.apply(x, rows: m, ldx: ldx, into: &fast, ldy: ldy)
+                w.apply(x, rows: m, ldx: ldx, into: &ref, ldy: ldy, path: .reference)
+                magnitudeW.apply(x.map(abs), rows: m, ldx: ldx, into: &mag, ldy: ldy, path: .reference)
+                expectClose(fast, ref, tol: 1e-5, magnitude: mag, "\(format) [\(rows), \(cols)] m=\(m)")
+                worst = max(worst, zip(fast, ref).map { abs($0 - $1) }.max() ?? 0)
+            }
+        }
+        print("WeightMatrix.apply \(format): max |fast − reference| = \(worst)")
+    }
+
+    @Test("x · W (transposed product) for m = 1 and m > 1, on row views", arguments: WeightFormat.allCases)
+    func applyTransposed(format: WeightFormat) {
+        var rng = SplitMix64(seed: 101)
+        var worst: Float = 0
+        for (rows, cols) in weightShapes where rows * cols < 100_000 {
+            let whole = randomMatrix(format, rows: rows + 6, cols: cols, rng: &rng)
+            let w = whole.rows(3..<(3 + rows))  // a view, as MLA takes one head's W_UK
+            for m in [1, 2, 7] {
+                let x = rng.floats(m * rows)
+                var fast = [Float](repeating: .nan, count: m * cols), ref = fast, mag = fast
+                w.applyTransposed(x, rows: m, into: &fast)
+                w.applyTransposed(x, rows: m, into: &ref, path: .reference)
+                absoluteMatrix(w).applyTransposed(x.map(abs), rows: m, into: &mag, path: .reference)
+                expectClose(fast, ref, tol: 1e-5, magnitude: mag, "\(format) transposed [\(rows), \(cols)] m=\(m)")
+                worst = max(worst, zip(fast, ref).map { abs($0 - $1) }.max() ?? 0)
+            }
+        }
+        print("WeightMatrix.applyTransposed \(format): max |fast − reference| = \(worst)")
+    }
+
+    @Test("row decoding and whole-matrix decoding are bit-exact", arguments: WeightFormat.allCases)
+    func decode(format: WeightFormat) {
+        var rng = SplitMix64(seed: 102)
+        for (rows, cols) in weightShapes where rows * cols < 100_000 {
+            let w = randomMatrix(format, rows: rows, cols: cols, rng: &rng)
+            let all = w.dequantized()
+            for i in [0, rows / 2, rows - 1] {
+                var fast = [Float](repeating: .nan, count: cols), ref = fast
+                w.dequantizeRow(i, into: &fast)
+                w.dequantizeRow(i, into: &ref, path: .reference)
+                expectClose(fast, ref, tol: 0, "\(format) row \(i) of [\(rows), \(cols)]")
+                expectClose(all.row(i).scalars, ref, tol: 0, "\(format) dequantized() row \(i)")
+            }
+        }
+    }
+
+    @Test("a row view reads the same weights as the matrix it came from", arguments: WeightFormat.allCases)
+    func rowView(format: WeightFormat) {
+        var rng = SplitMix64(seed: 103)
+        let w = randomMatrix(format, rows: 20, cols: 45, rng: &rng)
+        let v = w.rows(7..<13)
+        #expect(v.rows == 6 && v.cols == 45 && v.format == format)
+        for i in 0..<6 { for j in 0..<45 { #expect(v.element(i, j) == w.element(i + 7, j)) } }
+    }
+
+    @Test("a MatvecBatch of mixed formats, sizes and transposed items equals each product done alone")
+    func batch() {
+        var rng = SplitMix64(seed: 105)
+        let batch = MatvecBatch(pool: WorkerPool(lanes: 3))
+        for round in 0..<3 {
+            batch.removeAll()
+            var expected: [[Float]] = [], outputs: [UnsafeMutablePointer<Float>] = [], magnitudes: [[Float]] = []
+            var inputs: [UnsafeMutablePointer<Float>] = []   // stable addresses for the batch
+            for (i, (rows, cols)) in weightShapes.enumerated() where rows * cols < 200_000 {
+                let format = WeightFormat.allCases[(i + round) % 4]
+                let w = randomMatrix(format, rows: rows, cols: cols, rng: &rng)
+                let transposed = (i + round) % 3 == 0
+                let x = rng.floats(transposed ? rows : cols)
+                let xp = UnsafeMutablePointer<Float>.allocate(capacity: x.count)
+                xp.initialize(from: x, count: x.count)
+                inputs.append(xp)
+                let n = transposed ? cols : rows
+                let y = UnsafeMutablePointer<Float>.allocate(capacity: n)
+                y.initialize(repeating: .nan, count: n)
+                var ref = [Float](repeating: 0, count: n), mag = ref
+                if transposed {
+                    w.applyTransposed(x, rows: 1, into: &ref, path: .reference)
+                    absoluteMatrix(w).applyTransposed(x.map(abs), rows: 1, into: &mag, path: .reference)
+                    batch.appendTransposed(w, x: xp, y: y)
+                } else {
+                    w.apply(x, rows: 1, into: &ref, path: .reference)
+                    absoluteMatrix(w).apply(x.map(abs), rows: 1, into: &mag, path: .reference)
+                    batch.append(w, x: xp, y: y)
+                }
+                expected.append(ref); magnitudes.append(mag); outputs.append(y)
+            }
+            batch.run()
+            for (i, y) in outputs.enumerated() {
+                expectClose(Array(UnsafeBufferPointer(start: y, count: expected[i].count)), expected[i], tol: 1e-5,
+                            magnitude: magnitudes[i], "batch round \(round) item \(i)")
+                y.deallocate()
+            }
+            for x in inputs { x.deallocate() }
+        }
+    }
+
+    @Test("bytes per element: 4, 2, 2 and 34/32")
+    func bytesPerElement() {
+        #expect(WeightFormat.f32.bytesPerElement == 4)
+        #expect(WeightFormat.bf16.bytesPerElement == 2)
+        #expect(WeightFormat.f16.bytesPerElement == 2)
+        #expect(WeightFormat.q8_0.bytesPerElement == 34.0 / 32.0)
+    }
+
+    @Test("16-bit conversions round to nearest even, and a matrix stays in its format")
+    func conversions() {
+        // 1 + 2^-8 is halfway between two bfloat16 values: ties go to the even one (1.0).
+        #expect(WeightMatrix.bf16Bits(1 + 0x1p-8) == 0x3F80)
+        #expect(WeightMatrix.bf16Bits(1 + 3 * 0x1p-8) == 0x3F82)
+        #expect(WeightMatrix.bf16Bits(-2) == 0xC000)
+        #expect(ReferenceKernels.bf16ToF32(WeightMatrix.bf16Bits(.nan)).isNaN)
+        let t = try! Tensor(shape: [1, 3], scalars: [1, 0.1, -3.5])
+        for format in WeightFormat.allCases {
+            let w = WeightMatrix.converting(WeightMatrix(t), to: format)
+            #expect(w.format == format)
+            // 1 and -3.5 are exact in both 16-bit formats; Q8_0 is within half a step d/2 = 3.5/254
+            // (plus the half rounding of d, ≤ 2⁻¹¹ relative, times 127).
+            let tolerance: Float = format == .q8_0 ? 3.5 / 254 + 3.5 * 0x1p-11 : 0
+            #expect(abs(w.element(0, 2) + 3.5) <= tolerance, "\(format)")
+            #expect(abs(w.element(0, 0) - 1) <= tolerance, "\(format)")
+        }
+    }
+}
+
+@Suite("Q8_0 quantisation")
+struct Q8_0Tests {
+    @Test("each weight is within half a step of its block's scale; the max maps to ±127")
+    func roundTrip() {
+        var rng = SplitMix64(seed: 104)
+        for cols in [1, 31, 32, 33, 100, 256] {
+            let w = rng.floats(cols, in: -3..<3)
+            var q = [Int8](repeating: 0, count: cols)
+            var s = [UInt16](repeating: 0, count: Q8_0.blocks(cols))
+            Q8_0.quantize(row: w, count: cols, values: &q, scales: &s)
+            for b in 0..<Q8_0.blocks(cols) {
+                let lo = b * 32, hi = min(lo + 32, cols)
+                let d = ReferenceKernels.f16ToF32(s[b])
+                let amax = w[lo..<hi].map(abs).max() ?? 0
+                #expect(abs(d - amax / 127) <= amax / 127 * 0x1p-10, "scale of block \(b), cols \(cols)")
+                #expect(q[lo..<hi].map { abs(Int($0)) }.max() == 127 || amax == 0, "block \(b) uses the full range")
+                for j in lo..<hi {
+                    // d/2 from rounding q, plus what rounding d to half moved the grid (≤ 127·|Δd|).
+                    #expect(abs(w[j] - d * Float(q[j])) <= d / 2 + 127 * abs(d - amax / 127) + 1e-7,
+                            "weight \(j) of \(cols): \(w[j]) vs \(d * Float(q[j]))")
+                }
+            }
+        }
+    }
+
+    @Test("an all-zero block has scale 0 and values 0; -127 is the most negative value")
+    func zerosAndRange() {
+        var w = [Float](repeating: 0, count: 64)
+        w[40] = -1; w[41] = 1
+        var q = [Int8](repeating: 5, count: 64), s = [UInt16](repeating: 5, count: 2)
+        Q8_0.quantize(row: w, count: 64, values: &q, scales: &s)
+        #expect(s[0] == 0 && q[0..<32].allSatisfy { $0 == 0 })
+        #expect(q[40] == -127 && q[41] == 127)
+    }
+}
+
+@Suite("WorkerPool")
+struct WorkerPoolTests {
+    @Test("every chunk runs exactly once, also when called from many threads at once and nested")
+    func chunksRunOnce() async {
+        let pool = WorkerPool(lanes: 3)
+        await withTaskGroup(of: Bool.self) { group in
+            for t in 0..<4 {
+                group.addTask {
+                    var ok = true
+                    for round in 0..<200 {
+                        let n = 1 + (round * 7 + t) % 40
+                        let counts = UnsafeMutablePointer<Int>.allocate(capacity: n)
+                        counts.initialize(repeating: 0, count: n)
+                        let nested = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+                        nested.initialize(to: 0)
+                        pool.run(chunks: n) { c, _ in
+                            counts[c] += 1
+                            if c == 0 { pool.run(chunks: 3) { _, _ in nested.pointee += 1 } }
+                        }
+                        ok = ok && (0..<n).allSatisfy { counts[$0] == 1 } && nested.pointee == 3
+                        counts.deallocate(); nested.deallocate()
+                    }
+                    return ok
+                }
+            }
+            for await ok in group { #expect(ok) }
+        }
+    }
+
+    @Test("a lane's scratch buffer holds what its chunk wrote")
+    func scratch() {
+        let pool = WorkerPool(lanes: 2)
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: 64)
+        pool.run(chunks: 64) { c, scratch in
+            let buffer = scratch.floats(1000 + c)
+            for i in 0..<(1000 + c) { buffer[i] = Float(c) }
+            var s: Float = 0
+            for i in 0..<(1000 + c) { s += buffer[i] }
+            sums[c] = s
+        }
+        #expect((0..<64).allSatisfy { sums[$0] == Float(($0) * (1000 + $0)) })
+        sums.deallocate()
+    }
+}
