@@ -38,7 +38,11 @@ public struct BenchmarkResult: Codable, Sendable {
     mutating func setRoofline(_ m: BenchmarkMachine) {
         switch kind {
         case .prompt: rooflineFraction = flopsPerToken * tokensPerSecond / (m.gemmGFLOPS * 1e9)
-        case .decode: rooflineFraction = (bytesPerToken ?? 0) * tokensPerSecond / (m.bandwidthGBps * 1e9)
+        case .decode:
+            // Decode is memory-bound at batch 1; batched, the experts' intensity rises, so the roof
+            // is whichever of bandwidth and compute binds (the roofline's minimum time over the actual).
+            rooflineFraction = max((bytesPerToken ?? 0) * tokensPerSecond / (m.bandwidthGBps * 1e9),
+                                   flopsPerToken * tokensPerSecond / (m.gemmGFLOPS * 1e9))
         }
     }
 
