@@ -159,10 +159,11 @@ struct Profile: ParsableCommand {
 
     func printAdvice(_ advice: AttentionAdvice) {
         print("\n== ATTENTION ORDER: measured attention time, naive vs absorbed ==")
-        var table = TerminalTable(["phase", "length", "naive", "absorbed", "faster"])
+        var table = TerminalTable(["phase", "length", "naive", "absorbed", "faster", "attn_score FLOP/B naive", "absorbed"])
         for p in advice.points.sorted(by: { ($0.phase.rawValue, $0.length) < ($1.phase.rawValue, $1.length) }) {
             table.append([p.phase.rawValue, String(p.length), Format.seconds(p.naive), Format.seconds(p.absorbed),
-                          p.naive < p.absorbed ? "naive" : "absorbed"])
+                          p.naive < p.absorbed ? "naive" : "absorbed",
+                          Format.number(p.naiveScoreIntensity), Format.number(p.absorbedScoreIntensity)])
         }
         print(table.render())
         for phase in [Phase.prefill, .decode] { print("advice: " + advice.summary(phase)) }
