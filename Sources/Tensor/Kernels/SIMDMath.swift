@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// Vector helpers shared by the fast kernels: unaligned SIMD loads/stores and a vectorised
 /// exp accurate to ~1 ulp, so softmax and SiLU agree with `Foundation.exp` to float rounding.
 typealias V8 = SIMD8<Float>
@@ -51,3 +53,11 @@ func max8(_ a: V8, _ b: V8) -> V8 { a.replacing(with: b, where: b .> a) }
 
 @inline(__always)
 func horizontalMax(_ v: V8) -> Float { v.max() }
+
+/// Prefetches the cache line at `p` (a hint; never faults). For streaming loops outside this
+/// module, e.g. the calibration's read-bandwidth measurement.
+@inlinable
+public func prefetchLine(_ p: UnsafeRawPointer) { _prefetch(p) }
+
+@usableFromInline
+func _prefetch(_ p: UnsafeRawPointer) { tinyseek_prefetch(p) }

@@ -10,10 +10,29 @@ import CPrefetch
 ///
 /// `ReferenceWeightKernels` holds the definitions these are tested against.
 enum WeightKernels {
-    /// Bytes prefetched ahead in the matvec loops: the next group of four rows, one line per 64
-    /// bytes consumed. Measured on Zen 4: without it a 16-bit matvec reached only half the
-    /// bytes/s of an F32 one (both stalled on the same number of elements in flight, since the
-    /// out-of-order window holds fewer bytes' worth of widening instructions than of plain FMAs).
+    // Prefetching: while the matvec loops read a group of four rows, they prefetch the group
+    // `ahead(groupBytes:)` groups further on (at least `prefetchBytes` ahead) into L2, one line
+    // per 64 bytes consumed, and a range starts by prefetching its first groups. Measured on Zen 4:
+    // without it a 16-bit matvec reached only half the bytes/s of an F32 one (the out-of-order
+    // window holds fewer bytes' worth of widening instructions than of plain FMAs, so fewer misses
+    // were in flight). Into L2 rather than L1 because the distance is a good part of L1's 32 KB;
+    // at least 8 KB because one group of a short row (an expert's down_proj, 256 columns: 2 KB in
+    // BF16, 1 KB in Q8_0) arrives too soon to hide a memory latency.
+
+    /// Minimum prefetch distance in bytes.
+    static let prefetchBytes = 8192
+
+    /// Groups of four rows to prefetch ahead, for groups of `groupBytes`.
+    @inline(__always)
+    static func ahead(groupBytes: Int) -> Int { max(1, (prefetchBytes + groupBytes - 1) / max(groupBytes, 1)) }
+
+    /// Prefetches [p, p + bytes) into L2.
+    @inline(__always)
+    static func prefetch(_ p: UnsafeRawPointer, bytes: Int) {
+        var o = 0
+        while o < bytes { tinyseek_prefetch_l2(p + o); o += 64 }
+    }
+
     // MARK: Batch-1 matvec, one entry point per format
 
     /// y[j] = Σ_k W[j, k]·x[k] for j in `rows` (y is indexed by j, not j − rows.lowerBound).
@@ -33,15 +52,18 @@ enum WeightKernels {
         let k8 = cols & ~7
         // Each step reads 8 elements of 4 rows: 32 elements, `step` bytes, of a contiguous group.
         let step = 32 * MemoryLayout<L.Element>.stride
+        let groupBytes = 4 * cols * MemoryLayout<L.Element>.stride
+        let distance = ahead(groupBytes: groupBytes) * groupBytes
         var j = rows.lowerBound
+        prefetch(UnsafeRawPointer(w + j * cols), bytes: min(distance, rows.count * cols * MemoryLayout<L.Element>.stride))
         while j + 4 <= rows.upperBound {
             let w0 = w + j * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols
-            var ahead = UnsafeRawPointer(w3 + cols)   // the next group of rows
+            var ahead = UnsafeRawPointer(w0) + distance   // the group `distance` bytes on
             var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
             var p = 0
             while p < k8 {
                 var line = 0
-                while line < step { tinyseek_prefetch(ahead + line); line += 64 }
+                while line < step { tinyseek_prefetch_l2(ahead + line); line += 64 }
                 ahead += step
                 let xv = load8(x + p)
                 a0.addProduct(L.decode8(w0 + p), xv)
@@ -77,16 +99,19 @@ enum WeightKernels {
     static func matvecQ8(values: UnsafePointer<Int8>, scales: UnsafePointer<UInt16>, cols: Int, rows: Range<Int>,
                          x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         let bs = Q8_0.blockSize, blocks = Q8_0.blocks(cols), full = cols / bs
+        let groupsAhead = ahead(groupBytes: 4 * cols)
         var j = rows.lowerBound
+        prefetch(UnsafeRawPointer(values + j * cols), bytes: min(groupsAhead * 4 * cols, rows.count * cols))
+        prefetch(UnsafeRawPointer(scales + j * blocks), bytes: min(groupsAhead * 8 * blocks, rows.count * 2 * blocks))
         while j + 4 <= rows.upperBound {
             let q0 = values + j * cols, q1 = q0 + cols, q2 = q1 + cols, q3 = q2 + cols
             let d0 = scales + j * blocks, d1 = d0 + blocks, d2 = d1 + blocks, d3 = d2 + blocks
             var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
-            // Prefetch the next group of rows (values 4·32 bytes a block, and its scales).
-            var ahead = UnsafeRawPointer(q3 + cols)
-            tinyseek_prefetch(d3 + blocks)
+            // Prefetch the group `groupsAhead` on: values 4·32 bytes a block, and its scales.
+            var ahead = UnsafeRawPointer(q0) + groupsAhead * 4 * cols
+            prefetch(UnsafeRawPointer(d0 + groupsAhead * 4 * blocks), bytes: 8 * blocks)
             for b in 0..<full {
-                tinyseek_prefetch(ahead); tinyseek_prefetch(ahead + 64)
+                tinyseek_prefetch_l2(ahead); tinyseek_prefetch_l2(ahead + 64)
                 ahead += 4 * bs
                 let o = b * bs
                 let x0 = load8(x + o), x1 = load8(x + o + 8), x2 = load8(x + o + 16), x3 = load8(x + o + 24)

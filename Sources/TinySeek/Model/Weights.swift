@@ -77,12 +77,26 @@ public struct ModelWeights: Sendable {
 
     /// The one table from HF tensor names to TinySeek's structures.
     public static func load(from source: any WeightSource, config c: ModelConfig) throws(ModelError) -> ModelWeights {
+        try table(source, c).weights
+    }
+
+    /// The checkpoint names of every linear layer's weight (attention projections, dense FFN,
+    /// routed and shared experts, LM head; not the embedding, norms, router or biases): the tensors
+    /// `tinyseek quantize` converts. Read from the same table, so the two cannot disagree.
+    public static func linearWeightNames(in source: any WeightSource, config c: ModelConfig) throws(ModelError) -> [String] {
+        try table(source, c).linearNames
+    }
+
+    private static func table(_ source: any WeightSource, _ c: ModelConfig) throws(ModelError)
+        -> (weights: ModelWeights, linearNames: [String]) {
         var take = WeightLoader(source: source)
+        var linearNames: [String] = []
         let d = c.hiddenSize, h = c.numAttentionHeads
         let qkHead = c.qkHeadDim
 
         func linear(_ name: String, _ out: Int, _ inp: Int, bias: Bool = false) throws(ModelError) -> Linear {
-            Linear(weight: try take.matrix(name + ".weight", [out, inp]), bias: bias ? try take(name + ".bias", [out]) : nil)
+            linearNames.append(name + ".weight")
+            return Linear(weight: try take.matrix(name + ".weight", [out, inp]), bias: bias ? try take(name + ".bias", [out]) : nil)
         }
         func ffn(_ p: String, _ inter: Int) throws(ModelError) -> FeedForwardWeights {
             FeedForwardWeights(gate: try linear(p + ".gate_proj", inter, d, bias: c.hasMLPBias),
@@ -145,7 +159,7 @@ public struct ModelWeights: Sendable {
             return name.hasPrefix("model.layers.") && parts.count > 2 && (Int(parts[2]) ?? -1) >= c.numHiddenLayers
         }
         try take.checkAllUsed()
-        return ModelWeights(embedding: embedding, layers: layers, norm: norm, lmHead: lmHead)
+        return (ModelWeights(embedding: embedding, layers: layers, norm: norm, lmHead: lmHead), linearNames)
     }
 
     /// Parameters stored (all experts).

@@ -11,12 +11,13 @@ public struct BenchmarkOptions: Sendable {
     /// Decode steps of the tg test; 0 skips it.
     public var decodeTokens = 128
     /// Sequences decoded together in tg tests: 1 is single-sequence decode, each B > 1 adds a
-    /// tgN@B test of B sequences decoded together.
+    /// tgN@B test of B sequences decoded together through the batched executor.
     public var batchSizes = [1]
     /// Timed runs of each test after the warm-up; mean and standard deviation are over these.
     public var repetitions = 5
     public var attention: AttentionOrder = .auto
-    /// How the roofline is measured, twice (before and after the tests); the best of the two is the roof.
+    /// The calibration run once before loading, reported for the record; each repetition's
+    /// fraction uses the probes measured next to it (see `RooflineProbe`).
     public var calibration: CalibrationOptions = .quick
     /// Seed of the pseudo-random prompt.
     public var seed: UInt64 = 0
@@ -37,8 +38,8 @@ public enum BenchmarkError: Error, Equatable, CustomStringConvertible, Localized
     public var errorDescription: String? { description }
 }
 
-/// Runs the benchmark: load (cold), fault all weights in, warm up, calibrate, record one pass of
-/// each test for its FLOPs and bytes, time the repetitions, calibrate again.
+/// Runs the benchmark: calibrate, load (cold), fault all weights in, warm up, record one pass of
+/// each test for its FLOPs and bytes, then time the repetitions, each next to a probe of the roof.
 public enum Benchmark {
     public static func run(modelDirectory url: URL, options o: BenchmarkOptions,
                            progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
@@ -52,10 +53,10 @@ public enum Benchmark {
         let batched = o.batchSizes.filter { $0 > 1 }
         if !batched.isEmpty && o.decodeTokens == 0 { throw BenchmarkError.invalidOption("--batch needs -n > 0 decode steps") }
 
-        // The first roof measurement runs before the model is loaded, so its buffers (hundreds of
-        // MB) are freed before the weights become resident and do not inflate the peak RSS.
+        // A calibration before the model is loaded, for the record (the fractions use the probes
+        // next to each repetition, see `RooflineProbe`).
         progress("machine: \(o.calibration == .quick ? "quick" : "full") calibration")
-        var machines = [Calibration.measure(options: o.calibration) { _ in }]
+        let machines = [Calibration.measure(options: o.calibration) { _ in }]
 
         // Cold start: mapping the checkpoint, then the first prompt on cold pages.
         var clock = Stopwatch()
@@ -82,7 +83,9 @@ public enum Benchmark {
         try decode(session, prompt: prompt, steps: min(o.decodeTokens, 16))
 
         var results: [BenchmarkResult] = []
-        if o.promptTokens > 0 {
+        var probe: RooflineProbe? = RooflineProbe()
+        var gemmRoofs: [Double] = [], readRoofs: [Double] = []
+        if o.promptTokens > 0, let probe {
             // FLOPs of one prefill from the cost model (a recorded, untimed pass).
             let recorder = OpRecorder()
             session.reset()
@@ -90,18 +93,20 @@ public enum Benchmark {
             try session.forward(prompt)
             session.recorder = nil
             let flops = recorder.records.reduce(0) { $0 + $1.cost.flops }
-            progress("pp\(o.promptTokens): \(o.repetitions) runs")
+            progress("pp\(o.promptTokens): \(o.repetitions) runs, each after an sgemm probe")
             var rates: [Double] = []
             for _ in 0..<o.repetitions {
+                gemmRoofs.append(probe.gemmGFLOPS())
                 session.reset()
                 _ = clock.lap()
                 try session.forward(prompt)
                 rates.append(Double(o.promptTokens) / clock.lap())
             }
             results.append(BenchmarkResult(test: "pp\(o.promptTokens)", kind: .prompt, tokens: o.promptTokens, batch: 1,
-                                           rates: rates, flopsPerToken: flops / Double(o.promptTokens), bytesPerToken: nil))
+                                           rates: rates, roofs: gemmRoofs, flopsPerToken: flops / Double(o.promptTokens),
+                                           bytesPerToken: nil))
         }
-        if o.decodeTokens > 0 {
+        if o.decodeTokens > 0, let probe {
             // Bytes one decode step streams from memory: the weights it touches (the experts its
             // token picked) and the latent cache, from the cost model over a recorded, untimed run.
             let recorder = OpRecorder()
@@ -112,41 +117,53 @@ public enum Benchmark {
             let steps = recorder.records.filter { $0.phase == .decode }
             let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / Double(o.decodeTokens)
             let flops = steps.reduce(0) { $0 + $1.cost.flops } / Double(o.decodeTokens)
-            progress("tg\(o.decodeTokens): \(o.repetitions) runs")
+            progress("tg\(o.decodeTokens): \(o.repetitions) runs, each between two read probes")
             var rates: [Double] = []
             for _ in 0..<o.repetitions {
+                let before = probe.readGBps()
                 let seconds = try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
+                readRoofs.append((before + probe.readGBps()) / 2)
                 rates.append(Double(o.decodeTokens) / seconds)
             }
             results.append(BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
-                                           rates: rates, flopsPerToken: flops, bytesPerToken: bytes))
+                                           rates: rates, roofs: readRoofs, flopsPerToken: flops, bytesPerToken: bytes))
         }
 
-        for b in batched {
-            // B sequences decoded together: every step is one BatchExecutor step over B rows, the
-            // experts seeing the step's tokens grouped per expert.
-            let recorder = OpRecorder()
-            try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt, steps: o.decodeTokens, recorder: recorder)
-            let steps = recorder.records.filter { $0.phase == .decode }
-            let tokens = Double(b * o.decodeTokens)
-            let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / tokens
-            let flops = steps.reduce(0) { $0 + $1.cost.flops } / tokens
-            progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs")
-            var rates: [Double] = []
-            for _ in 0..<o.repetitions {
-                let seconds = try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt, steps: o.decodeTokens)
-                rates.append(tokens / seconds)
+        if let probe {
+            for b in batched {
+                // B sequences decoded together: every step is one BatchExecutor step over B rows,
+                // the experts seeing the step's tokens grouped per expert.
+                let recorder = OpRecorder()
+                try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt, steps: o.decodeTokens, recorder: recorder)
+                let steps = recorder.records.filter { $0.phase == .decode }
+                let tokens = Double(b * o.decodeTokens)
+                let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / tokens
+                let flops = steps.reduce(0) { $0 + $1.cost.flops } / tokens
+                progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs, each between two read probes")
+                var rates: [Double] = [], roofs: [Double] = []
+                for _ in 0..<o.repetitions {
+                    let before = probe.readGBps()
+                    let seconds = try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt, steps: o.decodeTokens)
+                    roofs.append((before + probe.readGBps()) / 2)
+                    rates.append(tokens / seconds)
+                }
+                readRoofs += roofs
+                results.append(BenchmarkResult(test: "tg\(o.decodeTokens)@\(b)", kind: .decode, tokens: o.decodeTokens, batch: b,
+                                               rates: rates, roofs: roofs, flopsPerToken: flops, bytesPerToken: bytes))
             }
-            results.append(BenchmarkResult(test: "tg\(o.decodeTokens)@\(b)", kind: .decode, tokens: o.decodeTokens, batch: b,
-                                           rates: rates, flopsPerToken: flops, bytesPerToken: bytes))
         }
 
-        // Peak memory while decoding, read before the second calibration allocates its buffers.
-        let memory = ProcessMemory.read()
-        progress("machine: calibration again")
-        machines.append(Calibration.measure(options: o.calibration) { _ in })
-        let machine = BenchmarkMachine(profiles: machines, lanes: WorkerPool.shared.laneCount)
-        for i in results.indices { results[i].setRoofline(machine) }
+        // Peak memory of the engine alone: the probe's buffer is freed and the high-water mark
+        // reset (Linux: clear_refs 5) before one more untimed prefill and decode.
+        probe = nil
+        let peakReset = ProcessMemory.resetPeak()
+        session.reset()
+        try session.forward(prompt)
+        try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
+        let memory = ProcessMemory.read(peakWasReset: peakReset)
+
+        let machine = BenchmarkMachine(calibration: machines[0], gemmProbes: gemmRoofs, readProbes: readRoofs,
+                                       lanes: WorkerPool.shared.laneCount)
         let weights = ModelReport(model: model)
         return BenchmarkReport(
             results: results, machine: machine,
@@ -154,7 +171,8 @@ public enum Benchmark {
                                  promptTokens: prompt.count, touchSeconds: touchSeconds),
             model: BenchmarkModel(path: url.path, modelType: c.modelType, parameters: weights.totalParameters,
                                   // A token reads one row of the embedding table, not all of it.
-                                  activeParameters: weights.activeParameters - c.vocabSize * c.hiddenSize + c.hiddenSize, weightFormats: formats(model),
+                                  activeParameters: weights.activeParameters - c.vocabSize * c.hiddenSize + c.hiddenSize,
+                                  weightFormats: formats(model),
                                   fileBytes: model.fileBytes, kvCacheBytes: weights.latentBytesPerToken * context),
             memory: memory)
     }

@@ -18,10 +18,14 @@ public struct BenchmarkResult: Codable, Sendable {
     public let flopsPerToken: Double
     /// ... and bytes streamed from memory per token (weights touched + latent cache; the decode roof).
     public let bytesPerToken: Double?
-    /// pp: FLOP/s achieved ÷ measured sgemm FLOP/s. tg: bytes/s achieved ÷ measured read bandwidth.
-    public private(set) var rooflineFraction: Double = 0
+    /// The roof measured next to each run: sgemm GFLOP/s (pp) or read GB/s (tg).
+    public let roofs: [Double]
+    /// Mean over the runs of each run's fraction of its roof. pp: FLOPs per token × tokens/s ÷
+    /// sgemm FLOP/s. tg: bytes per token × tokens/s ÷ read bandwidth.
+    public let rooflineFraction: Double
 
-    init(test: String, kind: Kind, tokens: Int, batch: Int, rates: [Double], flopsPerToken: Double, bytesPerToken: Double?) {
+    init(test: String, kind: Kind, tokens: Int, batch: Int, rates: [Double], roofs: [Double],
+         flopsPerToken: Double, bytesPerToken: Double?) {
         self.test = test
         self.kind = kind
         self.tokens = tokens
@@ -33,21 +37,14 @@ public struct BenchmarkResult: Codable, Sendable {
             ? (rates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(rates.count - 1)).squareRoot() : 0
         self.flopsPerToken = flopsPerToken
         self.bytesPerToken = bytesPerToken
-    }
-
-    mutating func setRoofline(_ m: BenchmarkMachine) {
-        switch kind {
-        case .prompt: rooflineFraction = flopsPerToken * tokensPerSecond / (m.gemmGFLOPS * 1e9)
-        case .decode:
-            // Decode is memory-bound at batch 1; batched, the experts' intensity rises, so the roof
-            // is whichever of bandwidth and compute binds (the roofline's minimum time over the actual).
-            rooflineFraction = max((bytesPerToken ?? 0) * tokensPerSecond / (m.bandwidthGBps * 1e9),
-                                   flopsPerToken * tokensPerSecond / (m.gemmGFLOPS * 1e9))
-        }
+        self.roofs = roofs
+        let work = kind == .prompt ? flopsPerToken : (bytesPerToken ?? 0)
+        let fractions = zip(rates, roofs).map { rate, roof in roof > 0 ? work * rate / (roof * 1e9) : 0 }
+        rooflineFraction = fractions.reduce(0, +) / Double(max(fractions.count, 1))
     }
 
     enum CodingKeys: String, CodingKey {
-        case test, kind, tokens, batch, samples, stddev
+        case test, kind, tokens, batch, samples, stddev, roofs
         case tokensPerSecond = "tokens_per_second"
         case rooflineFraction = "roofline_fraction"
         case flopsPerToken = "flops_per_token"
@@ -55,27 +52,34 @@ public struct BenchmarkResult: Codable, Sendable {
     }
 }
 
-/// The roof the fractions are taken against: the best of the calibrations run during the
-/// benchmark (a shared machine only ever looks slower than it is, so the best run is the roof).
+/// The roof the fractions are taken against, all measured in this run: the means of the probes
+/// next to the repetitions (sgemm before each pp run, read bandwidth around each tg run), and the
+/// calibration before loading, for the record.
 public struct BenchmarkMachine: Codable, Sendable {
     public let gemmGFLOPS: Double
     public let bandwidthGBps: Double
-    /// Every calibration of the run, in order (before and after the tests).
-    public let calibrations: [MachineProfile]
+    public let gemmProbes: [Double]
+    public let readProbes: [Double]
+    public let calibration: MachineProfile
     /// Worker-pool lanes (threads) the engine ran on; OpenBLAS runs one thread per call.
     public let lanes: Int
 
-    init(profiles: [MachineProfile], lanes: Int) {
-        gemmGFLOPS = profiles.map(\.gemmGFLOPS).max() ?? 0
-        bandwidthGBps = profiles.map(\.bandwidthGBps).max() ?? 0
-        calibrations = profiles
+    init(calibration: MachineProfile, gemmProbes: [Double], readProbes: [Double], lanes: Int) {
+        func mean(_ x: [Double], _ fallback: Double) -> Double { x.isEmpty ? fallback : x.reduce(0, +) / Double(x.count) }
+        gemmGFLOPS = mean(gemmProbes, calibration.gemmGFLOPS)
+        bandwidthGBps = mean(readProbes, calibration.bandwidthGBps)
+        self.gemmProbes = gemmProbes
+        self.readProbes = readProbes
+        self.calibration = calibration
         self.lanes = lanes
     }
 
     enum CodingKeys: String, CodingKey {
         case gemmGFLOPS = "gemm_gflops"
         case bandwidthGBps = "bandwidth_gbps"
-        case calibrations, lanes
+        case gemmProbes = "gemm_probes"
+        case readProbes = "read_probes"
+        case calibration, lanes
     }
 }
 
@@ -122,23 +126,36 @@ public struct BenchmarkModel: Codable, Sendable {
 
 /// Resident memory of this process from /proc/self/status (Linux; nil elsewhere).
 public struct ProcessMemory: Codable, Sendable {
-    /// VmHWM: the peak resident set (mapped weight pages count once they are touched).
+    /// VmHWM: the peak resident set (mapped weight pages count once they are touched), since the
+    /// process started or since `resetPeak()`.
     public let peakResidentBytes: Int
     public let residentBytes: Int
+    /// True when the peak covers only what ran after `resetPeak()` (the engine alone).
+    public let peakWasReset: Bool
 
-    public static func read() -> ProcessMemory? {
+    public static func read(peakWasReset: Bool = false) -> ProcessMemory? {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
         func field(_ key: String) -> Int? {
             guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
             return line.split(separator: " ").compactMap { Int($0) }.first.map { $0 * 1024 }
         }
         guard let peak = field("VmHWM"), let now = field("VmRSS") else { return nil }
-        return ProcessMemory(peakResidentBytes: peak, residentBytes: now)
+        return ProcessMemory(peakResidentBytes: peak, residentBytes: now, peakWasReset: peakWasReset)
+    }
+
+    /// Resets VmHWM to the current resident set (Linux ≥ 4.0: "5" into /proc/self/clear_refs).
+    /// Returns false where that is not possible.
+    public static func resetPeak() -> Bool {
+        guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+        defer { try? handle.close() }
+        do { try handle.write(contentsOf: Data("5".utf8)) } catch { return false }
+        return true
     }
 
     enum CodingKeys: String, CodingKey {
         case peakResidentBytes = "peak_resident_bytes"
         case residentBytes = "resident_bytes"
+        case peakWasReset = "peak_was_reset"
     }
 }
 
@@ -168,8 +185,10 @@ public struct BenchmarkReport: Codable, Sendable {
             "model    \(m.path) (\(m.modelType), \(Format.si(Double(m.parameters))) params, "
                 + "\(Format.si(Double(m.activeParameters))) active per token), weights \(m.weightFormats), "
                 + "file \(String(format: "%.2f", Double(m.fileBytes) / 1e9)) GB",
-            String(format: "machine  sgemm %.1f GFLOP/s, read %.1f GB/s (best of %d calibrations in this run); %d lanes",
-                   machine.gemmGFLOPS, machine.bandwidthGBps, machine.calibrations.count, machine.lanes),
+            String(format: "machine  sgemm %.1f GFLOP/s, read %.1f GB/s (means of the probes next to the runs; "
+                   + "calibration before loading: %.1f GFLOP/s, %.1f GB/s); %d lanes",
+                   machine.gemmGFLOPS, machine.bandwidthGBps, machine.calibration.gemmGFLOPS,
+                   machine.calibration.bandwidthGBps, machine.lanes),
             "",
             "| test        |            t/s | roofline | roof used                                   |",
             "| ----------- | -------------: | -------: | ------------------------------------------- |",
@@ -193,7 +212,8 @@ public struct BenchmarkReport: Codable, Sendable {
                             + "touching all weight pages %.3f s", coldStart.loadSeconds, coldStart.firstTokenSeconds,
                             coldStart.promptTokens, coldStart.touchSeconds))
         if let memory {
-            lines.append(String(format: "memory   peak RSS %.3f GB = %.3f × (weights file %.3f GB + KV cache %.4f GB)",
+            lines.append(String(format: "memory   peak RSS %.3f GB = %.3f × (weights file %.3f GB + KV cache %.4f GB)"
+                                + (memory.peakWasReset ? ", prefill and decode alone" : ", whole process"),
                                 Double(memory.peakResidentBytes) / 1e9,
                                 Double(memory.peakResidentBytes) / Double(max(m.fileBytes + m.kvCacheBytes, 1)),
                                 Double(m.fileBytes) / 1e9, Double(m.kvCacheBytes) / 1e9))
