@@ -34,10 +34,7 @@ public enum Kernels {
                 return
             }
             let per = ((n + chunks - 1) / chunks + 3) & ~3
-            pool.run(chunks: (n + per - 1) / per) { i, _ in
-                let lo = i * per, hi = min(n, lo + per)
-                matvec(weight: b + lo * ldb, ldw: ldb, rows: hi - lo, cols: k, x: a, y: c + lo)
-            }
+            pool.run(chunks: (n + per - 1) / per, StridedMatvec(b: b, ldb: ldb, n: n, k: k, a: a, c: c, per: per))
             return
         }
         let chunks = gemmChunks(m: m, n: n, k: k, lanes: pool.laneCount)
@@ -47,9 +44,28 @@ public enum Kernels {
             return
         }
         let per = ((n + chunks - 1) / chunks + 15) & ~15
-        pool.run(chunks: (n + per - 1) / per) { i, _ in
+        pool.run(chunks: (n + per - 1) / per,
+                 ColumnBlocks(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, transposeB: transposeB, c: c, ldc: ldc,
+                              alpha: alpha, beta: beta, per: per))
+    }
+
+    /// Chunk i of a matvec: rows [i·per, (i+1)·per) of a [n, k] weight with row stride ldb.
+    struct StridedMatvec: PoolTask {
+        let b: UnsafePointer<Float>, ldb: Int, n: Int, k: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>
+        let per: Int
+        func callAsFunction(_ i: Int, _ scratch: Scratch) {
             let lo = i * per, hi = min(n, lo + per)
-            // Columns lo..<hi of C need rows lo..<hi of B stored [n, k], or columns of B stored [k, n].
+            matvec(weight: b + lo * ldb, ldw: ldb, rows: hi - lo, cols: k, x: a, y: c + lo)
+        }
+    }
+
+    /// Chunk i of an sgemm: columns [i·per, (i+1)·per) of C, which need rows of B stored [n, k]
+    /// (transposeB) or columns of B stored [k, n].
+    struct ColumnBlocks: PoolTask {
+        let m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int
+        let transposeB: Bool, c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float, per: Int
+        func callAsFunction(_ i: Int, _ scratch: Scratch) {
+            let lo = i * per, hi = min(n, lo + per)
             sgemm(m: m, n: hi - lo, k: k, a: a, lda: lda, b: transposeB ? b + lo * ldb : b + lo, ldb: ldb,
                   transposeB: transposeB, c: c + lo, ldc: ldc, alpha: alpha, beta: beta)
         }

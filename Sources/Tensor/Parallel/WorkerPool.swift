@@ -21,6 +21,12 @@ import Musl
 ///
 /// One job at a time: a caller that finds the pool busy (another thread's job, or a nested call
 /// from inside a chunk) runs its chunks inline, serially, with a private scratch buffer.
+///
+/// A job is a `PoolTask` value, which the workers call through a pointer to the caller's copy:
+/// nothing is allocated per job, so the decode loop can hand out hundreds a token. (A Swift
+/// closure would have to be stored for the workers, and storing a non-escaping closure, even via
+/// `withoutActuallyEscaping`, allocates its context; the closure form of `run` is kept for tests
+/// and cold paths.)
 public final class WorkerPool: @unchecked Sendable {
     /// The pool every kernel uses: `TINYSEEK_THREADS` lanes if set, else one per active core.
     /// Creating it also puts OpenBLAS on one thread per call (see `BLAS.useCallerThreadOnly`).
@@ -49,11 +55,26 @@ public final class WorkerPool: @unchecked Sendable {
 
     deinit { core.stop() }
 
-    /// Runs `body(chunk, scratch)` for every chunk in 0..<chunks across the lanes and returns when
+    /// Runs `task(chunk, scratch)` for every chunk in 0..<chunks across the lanes and returns when
     /// all are done. `scratch` belongs to the lane running the chunk (reuse it freely inside the
-    /// chunk). Chunks must be independent: they run in any order, concurrently.
+    /// chunk). Chunks must be independent: they run in any order, concurrently. Allocation-free.
     @inline(__always)
-    public func run(chunks: Int, _ body: (Int, Scratch) -> Void) { core.run(chunks: chunks, body) }
+    public func run<Task: PoolTask>(chunks: Int, _ task: Task) { core.run(chunks: chunks, task) }
+
+    /// The same with a closure, for tests and cold paths: allocates the closure's context per call.
+    public func run(chunks: Int, _ body: (Int, Scratch) -> Void) {
+        withoutActuallyEscaping(body) { core.run(chunks: chunks, ClosureTask(body: $0)) }
+    }
+}
+
+/// One parallel job: chunk `chunk` of it, run on a lane with that lane's `scratch`.
+public protocol PoolTask {
+    func callAsFunction(_ chunk: Int, _ scratch: Scratch)
+}
+
+struct ClosureTask: PoolTask {
+    let body: (Int, Scratch) -> Void
+    func callAsFunction(_ chunk: Int, _ scratch: Scratch) { body(chunk, scratch) }
 }
 
 /// The shared state of a pool and its worker threads (which keep it alive until `stop`).
@@ -68,8 +89,10 @@ final class PoolCore: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private var jobID = 0
-    /// The running job; valid while a chunk of it is claimed and not yet completed.
-    private var body: ((Int, Scratch) -> Void)?
+    /// The running job: the caller's task value and a function that runs one of its chunks.
+    /// Valid while a chunk of it is claimed and not yet completed.
+    private var task: UnsafeRawPointer?
+    private var invoke: ((UnsafeRawPointer, Int, Scratch) -> Void)?
     /// One scratch buffer per lane, grown on demand and kept (no allocation in steady state).
     private let scratch: [Scratch]
     private var mutex = pthread_mutex_t()
@@ -102,24 +125,26 @@ final class PoolCore: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
-    func run(chunks: Int, _ body: (Int, Scratch) -> Void) {
+    func run<Task: PoolTask>(chunks: Int, _ task: Task) {
         guard chunks > 0 else { return }
         guard owned.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
-            runInline(chunks: chunks, body)
+            runInline(chunks: chunks, task)
             return
         }
         guard laneCount > 1, chunks > 1, chunks <= Self.maxChunks else {
             // Nothing to share: run here, but with lane 0's scratch (no allocation).
-            for chunk in 0..<chunks { body(chunk, scratch[0]) }
+            for chunk in 0..<chunks { task(chunk, scratch[0]) }
             owned.store(false, ordering: .releasing)
             return
         }
-        withoutActuallyEscaping(body) { escapable in
-            self.body = escapable
+        withUnsafePointer(to: task) { pointer in
+            self.task = UnsafeRawPointer(pointer)
+            // Captures nothing once specialised for a concrete Task: a thin function, no context.
+            invoke = { raw, chunk, scratch in raw.assumingMemoryBound(to: Task.self).pointee(chunk, scratch) }
             jobID = (jobID + 1) & ((1 << 23) - 1)
             let id = jobID
             completed.store(0, ordering: .relaxed)
-            // Publishes `body` to any worker that acquires the ticket.
+            // Publishes `task` and `invoke` to any worker that acquires the ticket.
             ticket.store(id << (2 * Self.chunkBits) | chunks << Self.chunkBits, ordering: .sequentiallyConsistent)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 pthread_mutex_lock(&mutex)
@@ -128,22 +153,22 @@ final class PoolCore: @unchecked Sendable {
             }
             work(job: id, scratch: scratch[0])
             while completed.load(ordering: .acquiring) < chunks {}
-            self.body = nil
+            self.task = nil
         }
         owned.store(false, ordering: .releasing)
     }
 
     /// The chunks on the calling thread, in order, with a scratch buffer of their own: for a pool
     /// busy with another thread's job or a nested call from inside a chunk.
-    private func runInline(chunks: Int, _ body: (Int, Scratch) -> Void) {
+    private func runInline<Task: PoolTask>(chunks: Int, _ task: Task) {
         let own = Scratch()
-        for chunk in 0..<chunks { body(chunk, own) }
+        for chunk in 0..<chunks { task(chunk, own) }
     }
 
     /// Claims and runs chunks of job `id` until none are left (or the job is over).
     private func work(job id: Int, scratch: Scratch) {
         while let chunk = claim(job: id) {
-            body?(chunk, scratch)
+            if let task, let invoke { invoke(task, chunk, scratch) }
             completed.add(1, ordering: .releasing)
         }
     }

@@ -68,19 +68,23 @@ public final class MatvecBatch: @unchecked Sendable {
             items[i].firstPiece = pieces
             pieces += items[i].transposed ? 1 : (m.rows + items[i].rowsPerPiece - 1) / max(items[i].rowsPerPiece, 1)
         }
-        items.withUnsafeBufferPointer { all in
-            pool.run(chunks: pieces) { piece, _ in
-                // Items are few (tens): find this piece's item by a linear scan from the end.
-                var i = all.count - 1
-                while all[i].firstPiece > piece { i -= 1 }
-                let item = all[i]
-                if item.transposed {
-                    WeightKernels.matvecTransposed(item.matrix, x: item.x, y: item.y)
-                } else {
-                    let lo = (piece - item.firstPiece) * item.rowsPerPiece
-                    let hi = min(item.matrix.rows, lo + item.rowsPerPiece)
-                    WeightKernels.matvec(item.matrix, rows: lo..<hi, x: item.x, y: item.y)
-                }
+        items.withUnsafeBufferPointer { pool.run(chunks: pieces, Pieces(items: $0)) }
+    }
+
+    /// Piece p of the batch: a row range of one item (or a whole transposed item).
+    struct Pieces: PoolTask {
+        let items: UnsafeBufferPointer<Item>
+        func callAsFunction(_ piece: Int, _ scratch: Scratch) {
+            // Items are few (tens): find this piece's item by a linear scan from the end.
+            var i = items.count - 1
+            while items[i].firstPiece > piece { i -= 1 }
+            let item = items[i]
+            if item.transposed {
+                WeightKernels.matvecTransposed(item.matrix, x: item.x, y: item.y)
+            } else {
+                let lo = (piece - item.firstPiece) * item.rowsPerPiece
+                let hi = min(item.matrix.rows, lo + item.rowsPerPiece)
+                WeightKernels.matvec(item.matrix, rows: lo..<hi, x: item.x, y: item.y)
             }
         }
     }

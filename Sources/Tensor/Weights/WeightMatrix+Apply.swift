@@ -37,12 +37,19 @@ extension WeightMatrix {
         }
         // Panels of rows decoded to float32: ~256 KB tiles, a multiple of 16 rows.
         let panel = Swift.max(16, Swift.min(rows, (65_536 / cols) & ~15))
-        let panels = (rows + panel - 1) / panel
-        WorkerPool.shared.run(chunks: panels) { c, scratch in
-            let lo = c * panel, hi = Swift.min(rows, lo + panel)
-            let tile = scratch.floats((hi - lo) * cols)
-            WeightKernels.dequantize(self, rows: lo..<hi, into: tile)
-            Kernels.sgemm(m: m, n: hi - lo, k: cols, a: x, lda: ldx, b: tile, ldb: cols, transposeB: true,
+        WorkerPool.shared.run(chunks: (rows + panel - 1) / panel,
+                              DecodedPanels(w: self, m: m, x: x, ldx: ldx, y: y, ldy: ldy, panel: panel))
+    }
+
+    /// Chunk c: rows [c·panel, (c+1)·panel) of W decoded into the lane's scratch, then one sgemm.
+    struct DecodedPanels: PoolTask {
+        let w: WeightMatrix, m: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int
+        let panel: Int
+        func callAsFunction(_ c: Int, _ scratch: Scratch) {
+            let lo = c * panel, hi = Swift.min(w.rows, lo + panel)
+            let tile = scratch.floats((hi - lo) * w.cols)
+            WeightKernels.dequantize(w, rows: lo..<hi, into: tile)
+            Kernels.sgemm(m: m, n: hi - lo, k: w.cols, a: x, lda: ldx, b: tile, ldb: w.cols, transposeB: true,
                           c: y + lo, ldc: ldy)
         }
     }
@@ -57,8 +64,14 @@ extension WeightMatrix {
             return
         }
         let per = ((rows + chunks - 1) / chunks + 3) & ~3
-        WorkerPool.shared.run(chunks: (rows + per - 1) / per) { c, _ in
-            WeightKernels.matvec(self, rows: c * per ..< Swift.min(rows, (c + 1) * per), x: x, y: y)
+        WorkerPool.shared.run(chunks: (rows + per - 1) / per, MatvecRows(w: self, x: x, y: y, per: per))
+    }
+
+    /// Chunk c: output rows [c·per, (c+1)·per).
+    struct MatvecRows: PoolTask {
+        let w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, per: Int
+        func callAsFunction(_ c: Int, _ scratch: Scratch) {
+            WeightKernels.matvec(w, rows: c * per ..< Swift.min(w.rows, (c + 1) * per), x: x, y: y)
         }
     }
 
@@ -88,10 +101,16 @@ extension WeightMatrix {
             WeightKernels.matvecTransposed(self, x: x, y: y)
             return
         }
-        WorkerPool.shared.run(chunks: 1) { _, scratch in
-            let tile = scratch.floats(rows * cols)
-            WeightKernels.dequantize(self, rows: 0..<rows, into: tile)
-            Kernels.sgemm(m: m, n: cols, k: rows, a: x, lda: ldx, b: tile, ldb: cols, transposeB: false, c: y, ldc: ldy)
+        // One chunk: decoded into lane 0's scratch when the pool is free.
+        WorkerPool.shared.run(chunks: 1, DecodedTransposed(w: self, m: m, x: x, ldx: ldx, y: y, ldy: ldy))
+    }
+
+    struct DecodedTransposed: PoolTask {
+        let w: WeightMatrix, m: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int
+        func callAsFunction(_ c: Int, _ scratch: Scratch) {
+            let tile = scratch.floats(w.rows * w.cols)
+            WeightKernels.dequantize(w, rows: 0..<w.rows, into: tile)
+            Kernels.sgemm(m: m, n: w.cols, k: w.rows, a: x, lda: ldx, b: tile, ldb: w.cols, transposeB: false, c: y, ldc: ldy)
         }
     }
 

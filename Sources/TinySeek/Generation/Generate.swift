@@ -45,7 +45,7 @@ extension Session {
             if !onToken(next) { reason = .stopped; break }
             if stopAtEOS && eos.contains(next) { reason = .eos; break }
             if out.count == maxTokens { break }
-            logits = try forward([next])
+            logits = try forward(token: next)
         }
         let t2 = DispatchTime.now().uptimeNanoseconds
         return GenerationResult(tokens: out, finishReason: reason,

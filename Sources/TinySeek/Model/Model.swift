@@ -147,7 +147,7 @@ public final class Model: @unchecked Sendable {
                 }
             }
         }
-        let logits = ws.tensor(.logits, [outRows, c.vocabSize])
+        let logits = ws.matrix(.logits, rows: outRows, cols: c.vocabSize)
         rec.op("lm_head", layer: nil, kind: weights.lmHead.kind(tokens: outRows), cost: weights.lmHead.cost(tokens: outRows)) {
             weights.lmHead.apply(xn, rows: outRows, into: logits.pointer)
         }

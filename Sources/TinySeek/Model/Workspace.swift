@@ -24,20 +24,38 @@ public final class Workspace: @unchecked Sendable {
     }
 
     private var buffers: [TensorStorage]
+    private var views: [Tensor?]
     /// Independent batch-1 products of one step run as one parallel job (experts, heads).
     public let matvecs = MatvecBatch()
 
     public init() {
         buffers = Slot.allCases.map { _ in TensorStorage(zeros: 0) }
+        views = Slot.allCases.map { _ in nil }
     }
 
-    /// A buffer of at least `count` floats for `slot` (contents unspecified).
+    /// A buffer of at least `count` floats for `slot` (contents unspecified). A buffer that must
+    /// grow grows by at least half its size, so decode, whose score buffer needs one more position
+    /// every step, reallocates a few times per context rather than every step.
     @inline(__always)
     public func pointer(_ slot: Slot, _ count: Int) -> UnsafeMutablePointer<Float> {
-        if buffers[slot.rawValue].count < count {
-            buffers[slot.rawValue] = TensorStorage(zeros: count)
+        let held = buffers[slot.rawValue].count
+        if held < count {
+            buffers[slot.rawValue] = TensorStorage(zeros: max(count, held + held / 2))
         }
         return buffers[slot.rawValue].base
+    }
+
+    /// A (rows, cols) view of `slot`'s buffer, reused while the shape and buffer stay the same (a
+    /// new shape array is an allocation, and decode asks for the same logits view every step).
+    public func matrix(_ slot: Slot, rows: Int, cols: Int) -> Tensor {
+        _ = pointer(slot, rows * cols)
+        if let view = views[slot.rawValue], view.storage === buffers[slot.rawValue],
+           view.shape[0] == rows, view.shape[1] == cols {
+            return view
+        }
+        let view = Tensor(storage: buffers[slot.rawValue], shape: [rows, cols])
+        views[slot.rawValue] = view
+        return view
     }
 
     /// A tensor view of `shape` over `slot`'s buffer.

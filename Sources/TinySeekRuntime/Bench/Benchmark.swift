@@ -67,69 +67,69 @@ public enum Benchmark {
         guard context <= c.maxPositionEmbeddings else {
             throw BenchmarkError.invalidOption("-p + -n = \(context) exceeds max_position_embeddings \(c.maxPositionEmbeddings)")
         }
-        let session = model.makeSession(capacity: context)
-        session.options.attention = o.attention
         let prompt = Profiler.prompt(count: max(o.promptTokens, 1), vocabSize: c.vocabSize, seed: o.seed)
-        progress("cold start: first \(prompt.count)-token prompt")
-        _ = clock.lap()
-        try session.forward(prompt)
-        let firstTokenSeconds = clock.lap()
-
-        // Steady state: every page of the weights (all experts) resident, code paths warm.
-        progress("warm-up: touching every weight page, one prefill and \(min(o.decodeTokens, 16)) decode steps")
-        model.touchWeights()
-        let touchSeconds = clock.lap()
-        session.reset()
-        try decode(session, prompt: prompt, steps: min(o.decodeTokens, 16))
-
         var results: [BenchmarkResult] = []
-        var probe: RooflineProbe? = RooflineProbe()
         var gemmRoofs: [Double] = [], readRoofs: [Double] = []
-        if o.promptTokens > 0, let probe {
-            // FLOPs of one prefill from the cost model (a recorded, untimed pass).
-            let recorder = OpRecorder()
-            session.reset()
-            session.recorder = recorder
+        let firstTokenSeconds: Double, touchSeconds: Double
+        do {  // the timed session lives in this scope, so its buffers are gone for the memory passes
+            let session = model.makeSession(capacity: context)
+            session.options.attention = o.attention
+            progress("cold start: first \(prompt.count)-token prompt")
+            _ = clock.lap()
             try session.forward(prompt)
-            session.recorder = nil
-            let flops = recorder.records.reduce(0) { $0 + $1.cost.flops }
-            progress("pp\(o.promptTokens): \(o.repetitions) runs, each after an sgemm probe")
-            var rates: [Double] = []
-            for _ in 0..<o.repetitions {
-                gemmRoofs.append(probe.gemmGFLOPS())
-                session.reset()
-                _ = clock.lap()
-                try session.forward(prompt)
-                rates.append(Double(o.promptTokens) / clock.lap())
-            }
-            results.append(BenchmarkResult(test: "pp\(o.promptTokens)", kind: .prompt, tokens: o.promptTokens, batch: 1,
-                                           rates: rates, roofs: gemmRoofs, flopsPerToken: flops / Double(o.promptTokens),
-                                           bytesPerToken: nil))
-        }
-        if o.decodeTokens > 0, let probe {
-            // Bytes one decode step streams from memory: the weights it touches (the experts its
-            // token picked) and the latent cache, from the cost model over a recorded, untimed run.
-            let recorder = OpRecorder()
-            recorder.phase = .decode
-            session.recorder = recorder
-            try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
-            session.recorder = nil
-            let steps = recorder.records.filter { $0.phase == .decode }
-            let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / Double(o.decodeTokens)
-            let flops = steps.reduce(0) { $0 + $1.cost.flops } / Double(o.decodeTokens)
-            progress("tg\(o.decodeTokens): \(o.repetitions) runs, each between two read probes")
-            var rates: [Double] = []
-            for _ in 0..<o.repetitions {
-                let before = probe.readGBps()
-                let seconds = try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
-                readRoofs.append((before + probe.readGBps()) / 2)
-                rates.append(Double(o.decodeTokens) / seconds)
-            }
-            results.append(BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
-                                           rates: rates, roofs: readRoofs, flopsPerToken: flops, bytesPerToken: bytes))
-        }
+            firstTokenSeconds = clock.lap()
 
-        if let probe {
+            // Steady state: every page of the weights (all experts) resident, code paths warm.
+            progress("warm-up: touching every weight page, one prefill and \(min(o.decodeTokens, 16)) decode steps")
+            model.touchWeights()
+            touchSeconds = clock.lap()
+            session.reset()
+            try decode(session, prompt: prompt, steps: min(o.decodeTokens, 16))
+
+            let probe = RooflineProbe()
+            if o.promptTokens > 0 {
+                // FLOPs of one prefill from the cost model (a recorded, untimed pass).
+                let recorder = OpRecorder()
+                session.reset()
+                session.recorder = recorder
+                try session.forward(prompt)
+                session.recorder = nil
+                let flops = recorder.records.reduce(0) { $0 + $1.cost.flops }
+                progress("pp\(o.promptTokens): \(o.repetitions) runs, each after an sgemm probe")
+                var rates: [Double] = []
+                for _ in 0..<o.repetitions {
+                    gemmRoofs.append(probe.gemmGFLOPS())
+                    session.reset()
+                    _ = clock.lap()
+                    try session.forward(prompt)
+                    rates.append(Double(o.promptTokens) / clock.lap())
+                }
+                results.append(BenchmarkResult(test: "pp\(o.promptTokens)", kind: .prompt, tokens: o.promptTokens, batch: 1,
+                                               rates: rates, roofs: gemmRoofs, flopsPerToken: flops / Double(o.promptTokens),
+                                               bytesPerToken: nil))
+            }
+            if o.decodeTokens > 0 {
+                // Bytes one decode step streams from memory: the weights it touches (the experts its
+                // token picked) and the latent cache, from the cost model over a recorded, untimed run.
+                let recorder = OpRecorder()
+                recorder.phase = .decode
+                session.recorder = recorder
+                try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
+                session.recorder = nil
+                let steps = recorder.records.filter { $0.phase == .decode }
+                let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / Double(o.decodeTokens)
+                let flops = steps.reduce(0) { $0 + $1.cost.flops } / Double(o.decodeTokens)
+                progress("tg\(o.decodeTokens): \(o.repetitions) runs, each between two read probes")
+                var rates: [Double] = []
+                for _ in 0..<o.repetitions {
+                    let before = probe.readGBps()
+                    let seconds = try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
+                    readRoofs.append((before + probe.readGBps()) / 2)
+                    rates.append(Double(o.decodeTokens) / seconds)
+                }
+                results.append(BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
+                                               rates: rates, roofs: readRoofs, flopsPerToken: flops, bytesPerToken: bytes))
+            }
             for b in batched {
                 // B sequences decoded together: every step is one BatchExecutor step over B rows,
                 // the experts seeing the step's tokens grouped per expert.
@@ -153,14 +153,14 @@ public enum Benchmark {
             }
         }
 
-        // Peak memory of the engine alone: the probe's buffer is freed and the high-water mark
-        // reset (Linux: clear_refs 5) before one more untimed prefill and decode.
-        probe = nil
-        let peakReset = ProcessMemory.resetPeak()
-        session.reset()
-        try session.forward(prompt)
-        try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
-        let memory = ProcessMemory.read(peakWasReset: peakReset)
+        // Peak memory of the engine alone, per phase: the probe's buffer and the timed session
+        // are gone, and the high-water mark is reset (Linux: clear_refs 5) before a fresh session
+        // decodes, then before another prefills.
+        let decodePeak = try ProcessMemory.peak {
+            try decode(model.makeSession(capacity: context), prompt: [prompt[0]], steps: o.decodeTokens)
+        }
+        let prefillPeak = try ProcessMemory.peak { try model.makeSession(capacity: context).forward(prompt) }
+        let memory = decodePeak.map { BenchmarkMemory(decodePeakBytes: $0, prefillPeakBytes: prefillPeak ?? 0) }
 
         let machine = BenchmarkMachine(calibration: machines[0], gemmProbes: gemmRoofs, readProbes: readRoofs,
                                        lanes: WorkerPool.shared.laneCount)

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One test's result: tokens/s over the repetitions and the fraction of the roofline reached.
 public struct BenchmarkResult: Codable, Sendable {
@@ -124,38 +127,55 @@ public struct BenchmarkModel: Codable, Sendable {
     }
 }
 
-/// Resident memory of this process from /proc/self/status (Linux; nil elsewhere).
-public struct ProcessMemory: Codable, Sendable {
-    /// VmHWM: the peak resident set (mapped weight pages count once they are touched), since the
-    /// process started or since `resetPeak()`.
-    public let peakResidentBytes: Int
-    public let residentBytes: Int
-    /// True when the peak covers only what ran after `resetPeak()` (the engine alone).
-    public let peakWasReset: Bool
+/// Peak resident memory of the engine in each phase (mapped weight pages count once touched).
+public struct BenchmarkMemory: Codable, Sendable {
+    /// A fresh session decoding the tg test's tokens, weights resident: the figure to hold
+    /// against the weight file plus the latent cache.
+    public let decodePeakBytes: Int
+    /// A fresh session prefilling the pp prompt (activation buffers for all its tokens).
+    public let prefillPeakBytes: Int
 
-    public static func read(peakWasReset: Bool = false) -> ProcessMemory? {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
-        func field(_ key: String) -> Int? {
-            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
-            return line.split(separator: " ").compactMap { Int($0) }.first.map { $0 * 1024 }
-        }
-        guard let peak = field("VmHWM"), let now = field("VmRSS") else { return nil }
-        return ProcessMemory(peakResidentBytes: peak, residentBytes: now, peakWasReset: peakWasReset)
+    enum CodingKeys: String, CodingKey {
+        case decodePeakBytes = "decode_peak_resident_bytes"
+        case prefillPeakBytes = "prefill_peak_resident_bytes"
+    }
+}
+
+/// Resident memory of this process from /proc/self/status (Linux; nil elsewhere).
+enum ProcessMemory {
+    /// VmHWM after `body`, with the high-water mark reset just before it; nil where the kernel
+    /// does not offer the reset (then no figure is better than a misleading one). Memory freed
+    /// earlier (the timed session's buffers, the probes) is first handed back to the system:
+    /// glibc keeps freed heap pages resident otherwise, and they would count against `body`.
+    static func peak(_ body: () throws -> Void) rethrows -> Int? {
+        trimHeap()
+        let reset = resetPeak()
+        try body()
+        return reset ? field("VmHWM") : nil
     }
 
-    /// Resets VmHWM to the current resident set (Linux ≥ 4.0: "5" into /proc/self/clear_refs).
-    /// Returns false where that is not possible.
-    public static func resetPeak() -> Bool {
+    /// glibc's malloc_trim(0), looked up at run time (Swift's Glibc module does not export it).
+    static func trimHeap() {
+        #if canImport(Glibc)
+        typealias Trim = @convention(c) (Int) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+            _ = unsafeBitCast(symbol, to: Trim.self)(0)
+        }
+        #endif
+    }
+
+    static func field(_ key: String) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
+        return line.split(separator: " ").compactMap { Int($0) }.first.map { $0 * 1024 }
+    }
+
+    /// Resets VmHWM to the current resident set ("5" into /proc/self/clear_refs, Linux ≥ 4.0).
+    static func resetPeak() -> Bool {
         guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
         defer { try? handle.close() }
         do { try handle.write(contentsOf: Data("5".utf8)) } catch { return false }
         return true
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case peakResidentBytes = "peak_resident_bytes"
-        case residentBytes = "resident_bytes"
-        case peakWasReset = "peak_was_reset"
     }
 }
 
@@ -165,7 +185,7 @@ public struct BenchmarkReport: Codable, Sendable {
     public let machine: BenchmarkMachine
     public let coldStart: ColdStart
     public let model: BenchmarkModel
-    public let memory: ProcessMemory?
+    public let memory: BenchmarkMemory?
 
     enum CodingKeys: String, CodingKey {
         case results, machine, model, memory
@@ -184,14 +204,14 @@ public struct BenchmarkReport: Codable, Sendable {
         var lines = [
             "model    \(m.path) (\(m.modelType), \(Format.si(Double(m.parameters))) params, "
                 + "\(Format.si(Double(m.activeParameters))) active per token), weights \(m.weightFormats), "
-                + "file \(String(format: "%.2f", Double(m.fileBytes) / 1e9)) GB",
+                + "file \(Format.si(Double(m.fileBytes), unit: "B"))",
             String(format: "machine  sgemm %.1f GFLOP/s, read %.1f GB/s (means of the probes next to the runs; "
                    + "calibration before loading: %.1f GFLOP/s, %.1f GB/s); %d lanes",
                    machine.gemmGFLOPS, machine.bandwidthGBps, machine.calibration.gemmGFLOPS,
                    machine.calibration.bandwidthGBps, machine.lanes),
             "",
-            "| test        |            t/s | roofline | roof used                                   |",
-            "| ----------- | -------------: | -------: | ------------------------------------------- |",
+            "| test        |                t/s | roofline | roof used                                   |",
+            "| ----------- | -----------------: | -------: | ------------------------------------------- |",
         ]
         for r in results {
             let rate = String(format: "%.2f ± %.2f", r.tokensPerSecond, r.stddev)
@@ -203,7 +223,7 @@ public struct BenchmarkReport: Codable, Sendable {
                 roof = String(format: "%.1f MB/token of %.1f GB/s read", (r.bytesPerToken ?? 0) / 1e6, machine.bandwidthGBps)
             }
             lines.append("| \(r.test.padding(toLength: 11, withPad: " ", startingAt: 0)) | "
-                         + "\(String(repeating: " ", count: max(0, 14 - rate.count)))\(rate) | "
+                         + "\(String(repeating: " ", count: max(0, 18 - rate.count)))\(rate) | "
                          + String(format: "%7.1f%%", r.rooflineFraction * 100) + " | "
                          + roof.padding(toLength: 43, withPad: " ", startingAt: 0) + " |")
         }
@@ -212,11 +232,12 @@ public struct BenchmarkReport: Codable, Sendable {
                             + "touching all weight pages %.3f s", coldStart.loadSeconds, coldStart.firstTokenSeconds,
                             coldStart.promptTokens, coldStart.touchSeconds))
         if let memory {
-            lines.append(String(format: "memory   peak RSS %.3f GB = %.3f × (weights file %.3f GB + KV cache %.4f GB)"
-                                + (memory.peakWasReset ? ", prefill and decode alone" : ", whole process"),
-                                Double(memory.peakResidentBytes) / 1e9,
-                                Double(memory.peakResidentBytes) / Double(max(m.fileBytes + m.kvCacheBytes, 1)),
-                                Double(m.fileBytes) / 1e9, Double(m.kvCacheBytes) / 1e9))
+            let budget = Double(max(m.fileBytes + m.kvCacheBytes, 1))
+            lines.append(String(format: "memory   peak RSS decoding %.3f GB = %.3f × (weights file %.3f GB + KV cache %.4f GB); "
+                                + "prefilling %.3f GB = %.3f ×",
+                                Double(memory.decodePeakBytes) / 1e9, Double(memory.decodePeakBytes) / budget,
+                                Double(m.fileBytes) / 1e9, Double(m.kvCacheBytes) / 1e9,
+                                Double(memory.prefillPeakBytes) / 1e9, Double(memory.prefillPeakBytes) / budget))
         }
         return lines.joined(separator: "\n")
     }

@@ -59,7 +59,7 @@ public enum Profiler {
         for step in 0..<o.decodeTokens {
             if step % 16 == 0 { progress("decode: step \(step + 1)/\(o.decodeTokens)") }
             let next = Kernels.argmax(UnsafeBufferPointer(logits.buffer)) ?? 0
-            logits = try session.forward([next])
+            logits = try session.forward(token: next)
         }
         return ProfileReport(records: recorder.records, roofline: roofline,
                              tokens: [.prefill: o.promptTokens, .decode: o.decodeTokens], expertLoad: load.steps)
