@@ -228,6 +228,8 @@ def reinit_weights(model, gen: torch.Generator, router_gain: float, bias_std: fl
             normal(p, 0.1, mean=1.0)
         elif name.endswith(".bias"):  # only with attention_bias / mlp_bias
             normal(p, 0.1)
+        elif p.numel() == 0:  # e.g. shared_experts with n_shared_experts = 0: an empty Linear
+            continue
         elif p.dim() in (2, 3):  # Linear [out, in] and stacked experts [E, out, in]: fan_in = last dim
             normal(p, 1.0 / math.sqrt(p.shape[-1]))
         else:

@@ -29,7 +29,7 @@ struct Bench: ParsableCommand {
     @Option(name: [.customShort("n"), .customLong("n-gen")], help: "Decode steps of the tg test (0 skips it).")
     var decodeTokens = 128
 
-    @Option(name: .long, help: ArgumentHelp("Sequences decoded together, comma-separated (e.g. 1,4,16); values above 1 need batched decode (not implemented yet).", valueName: "sizes"))
+    @Option(name: .long, help: ArgumentHelp("Sequences decoded together, comma-separated (e.g. 1,4,16); each B > 1 adds a tgN@B test: B sequences decoded together, tokens grouped per expert.", valueName: "sizes"))
     var batch = "1"
 
     @Option(name: [.customShort("r"), .long], help: "Timed runs of each test.")

@@ -62,3 +62,9 @@ func printError(_ s: String, terminator: String = "\n") {
 func formatFloat(_ x: Float) -> String {
     x.isFinite ? x.description : (x.isNaN ? "NaN" : (x > 0 ? "Infinity" : "-Infinity"))
 }
+
+/// A JSON string literal for `s`, escaped.
+func jsonString(_ s: String) -> String {
+    let data = (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8)
+    return String(decoding: data, as: UTF8.self)
+}

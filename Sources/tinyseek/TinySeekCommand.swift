@@ -10,7 +10,7 @@ struct TinySeekCommand: AsyncParsableCommand {
         profiles every operator against this machine's roofline, and models real-scale configs.
         """,
         subcommands: [
-            Generate.self, Logits.self, Inspect.self, Calibrate.self, Bench.self, Quantize.self,
+            Generate.self, Logits.self, Inspect.self, Profile.self, Analyze.self, Bench.self, Quantize.self, Calibrate.self,
         ]
     )
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Tensor
 
-/// One sequence being decoded: owns its latent KV cache and activation buffers.
+/// One sequence being decoded: owns its latent KV cache and a `BatchExecutor` with its buffers.
 ///
 /// ```swift
 /// let model = try Model.load(from: url)
@@ -11,25 +11,36 @@ import Tensor
 public final class Session {
     public let model: Model
     public let cache: LatentCache
-    /// Attention order, expert execution and run-time top-k for every forward of this session.
-    public var options = ForwardOptions()
-    /// Attach an `OpRecorder` to time and cost every operator (nil = off, zero overhead).
-    public var recorder: OpRecorder?
-    /// Residual stream after each layer of the last forward, when `options.keepHiddenStates`.
-    public private(set) var hiddenStates: [[Float]] = []
+    public let executor: BatchExecutor
     /// Token ids in the cache, in order.
     public private(set) var tokens: [Int] = []
-
-    let workspace = Workspace()
-    var routes = Routes()
     /// The one-token batch `forward(token:)` reuses, so a decode step builds no array.
     private var single = [0]
 
     init(model: Model, capacity: Int) {
         self.model = model
         self.cache = LatentCache(config: model.config, capacity: max(1, min(capacity, model.config.maxPositionEmbeddings)))
+        self.executor = BatchExecutor(model: model)
         tokens.reserveCapacity(cache.capacity)
     }
+
+    /// Attention order, expert execution and run-time top-k for every forward of this session.
+    public var options: ForwardOptions {
+        get { executor.options }
+        set { executor.options = newValue }
+    }
+    /// Attach an `OpRecorder` to time and cost every operator (nil = off, zero overhead).
+    public var recorder: OpRecorder? {
+        get { executor.recorder }
+        set { executor.recorder = newValue }
+    }
+    /// Attach an `ExpertLoadRecorder` to count tokens per expert per MoE layer and step.
+    public var expertLoad: ExpertLoadRecorder? {
+        get { executor.expertLoad }
+        set { executor.expertLoad = newValue }
+    }
+    /// Residual stream after each layer of the last forward, when `options.keepHiddenStates`.
+    public var hiddenStates: [[Float]] { executor.hiddenStates }
 
     /// Positions used so far.
     public var position: Int { cache.count }
@@ -39,14 +50,7 @@ public final class Session {
     /// The tensor is a view into the session's buffers, valid until the next call.
     @discardableResult
     public func forward(_ newTokens: [Int], allLogits: Bool = false) throws(ModelError) -> Tensor {
-        try validate(newTokens)
-        // A prompt (or a first token) is prefill; one token onto an existing cache is decode.
-        recorder?.phase = (newTokens.count > 1 || position == 0) ? .prefill : .decode
-        var opts = options
-        opts.allLogits = allLogits
-        hiddenStates.removeAll(keepingCapacity: true)
-        let logits = model.forward(tokens: newTokens, start: position, cache: cache, options: opts,
-                                   workspace: workspace, routes: &routes, recorder: recorder, hiddenStates: &hiddenStates)
+        let logits = try executor.step([(newTokens, cache)], allLogits: allLogits)
         tokens.append(contentsOf: newTokens)
         return logits
     }
@@ -65,26 +69,6 @@ public final class Session {
         tokens.removeAll(keepingCapacity: true)
     }
 
-    func validate(_ newTokens: [Int]) throws(ModelError) {
-        let c = model.config
-        guard !newTokens.isEmpty else { throw .emptyPrompt }
-        for id in newTokens where id < 0 || id >= c.vocabSize {
-            throw .tokenOutOfRange(token: id, vocabSize: c.vocabSize)
-        }
-        guard position + newTokens.count <= cache.capacity else {
-            throw .contextOverflow(needed: position + newTokens.count, limit: cache.capacity)
-        }
-        if let k = options.expertsPerToken, c.routedExperts > 0 {
-            let limit = c.isV3 || c.topkMethod == "group_limited_greedy"
-                ? c.groupsKept * (c.routedExperts / c.groups) : c.routedExperts
-            guard k >= 1 && k <= limit else {
-                throw .invalidArgument(name: "experts per token", reason: "\(k) must be between 1 and \(limit)")
-            }
-        }
-    }
-}
-
-extension Session {
     /// Drops every position from `n` on (cache and token history), e.g. to time the same decode
     /// step twice or to re-run a prompt suffix.
     public func rewind(to n: Int) {

@@ -19,9 +19,10 @@ public enum Cost {
     }
 
     /// RMSNorm over `rows` rows of `width`: square, sum, scale, weight: ~4 FLOPs per element.
-    public static func rmsNorm(rows: Int, width: Int, act: Double = 4) -> OpCost {
+    /// The norm weight is read at `weightBytes` per element (float32 on this engine).
+    public static func rmsNorm(rows: Int, width: Int, act: Double = 4, weightBytes wb: Double = 4) -> OpCost {
         let e = Double(rows) * Double(width)
-        return OpCost(flops: 4 * e, weightBytes: Double(width) * 4, activationBytes: e * act, bytesWritten: e * act)
+        return OpCost(flops: 4 * e, weightBytes: Double(width) * wb, activationBytes: e * act, bytesWritten: e * act)
     }
 
     /// Elementwise op over `elements` reading `inputs` operands: 1 FLOP per element per op.

@@ -66,4 +66,16 @@ public struct OpRecord: Sendable {
     public var seconds: Double
     /// Start time relative to the recorder's creation, for traces.
     public var start: Double
+
+    public init(name: String, layer: Int?, expert: Int? = nil, phase: Phase, kind: OpKind, cost: OpCost,
+                seconds: Double, start: Double = 0) {
+        self.name = name
+        self.layer = layer
+        self.expert = expert
+        self.phase = phase
+        self.kind = kind
+        self.cost = cost
+        self.seconds = seconds
+        self.start = start
+    }
 }

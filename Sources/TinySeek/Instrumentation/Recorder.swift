@@ -29,6 +29,29 @@ public final class OpRecorder: @unchecked Sendable {
         return result
     }
 
+    /// Runs `body`, which does the work of `parts` ops at once (e.g. the k experts of a token as
+    /// one parallel job), and records one op per part. The measured time is shared out in
+    /// proportion to each part's bytes (they are memory-bound matvecs streaming their weights),
+    /// so per-expert records stay comparable with the grouped path's.
+    @inline(__always)
+    public func split<R>(_ name: String, layer: Int?, kind: OpKind, parts: Int, expert: (Int) -> Int?,
+                         cost: (Int) -> OpCost, _ body: () throws -> R) rethrows -> R {
+        let t0 = Self.now()
+        let result = try body()
+        let t1 = Self.now()
+        let costs = (0..<parts).map(cost)
+        let totalBytes = costs.reduce(0) { $0 + $1.bytes }
+        let seconds = Double(t1 - t0) * 1e-9
+        var start = Double(t0 - origin) * 1e-9
+        for (i, c) in costs.enumerated() {
+            let share = totalBytes > 0 ? seconds * c.bytes / totalBytes : seconds / Double(parts)
+            records.append(OpRecord(name: name, layer: layer, expert: expert(i), phase: phase, kind: kind, cost: c,
+                                    seconds: share, start: start))
+            start += share
+        }
+        return result
+    }
+
     public func removeAll() { records.removeAll(keepingCapacity: true) }
 }
 
@@ -40,6 +63,16 @@ extension Optional where Wrapped == OpRecorder {
         switch self {
         case .none: return try body()
         case let .some(recorder): return try recorder.op(name, layer: layer, expert: expert, kind: kind, cost: cost, body)
+        }
+    }
+
+    /// `OpRecorder.split` when a recorder is attached, else just runs `body`.
+    @inline(__always)
+    public func split<R>(_ name: String, layer: Int?, kind: OpKind, parts: Int, expert: (Int) -> Int?,
+                         cost: (Int) -> OpCost, _ body: () throws -> R) rethrows -> R {
+        switch self {
+        case .none: return try body()
+        case let .some(recorder): return try recorder.split(name, layer: layer, kind: kind, parts: parts, expert: expert, cost: cost, body)
         }
     }
 }

@@ -276,7 +276,7 @@ extension ModelConfig {
 }
 
 /// Turns a DecodingError into "field 'x': expected Int" rather than Foundation's debug dump.
-func describeDecodingError(_ error: any Error) -> String {
+public func describeDecodingError(_ error: any Error) -> String {
     guard let e = error as? DecodingError else { return "\(error)" }
     func path(_ ctx: DecodingError.Context) -> String {
         let p = ctx.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")

@@ -15,6 +15,25 @@ public enum AttentionOrder: String, Sendable, CaseIterable, Codable {
     }
 }
 
+/// Rows of a batch that belong to one sequence: `count` new tokens at positions
+/// `start..<start+count` of `cache`, stored at rows `row..<row+count` of the batch.
+public struct SequenceSlice: Sendable {
+    public var row: Int
+    public var count: Int
+    public var start: Int
+    public var cache: LatentCache
+
+    public init(row: Int, count: Int, start: Int, cache: LatentCache) {
+        self.row = row
+        self.count = count
+        self.start = start
+        self.cache = cache
+    }
+
+    /// Positions attended after this step (the cache length).
+    public var end: Int { start + count }
+}
+
 /// Multi-head Latent Attention for one decoder layer.
 ///
 ///   c_t   = RMSNorm(W_DKV x_t)                  latent, r = kv_lora_rank floats (cached)
@@ -23,6 +42,9 @@ public enum AttentionOrder: String, Sendable, CaseIterable, Codable {
 ///   naive:    k_h = [W_UK,h c_t | k_pe],  v_h = W_UV,h c_t,  o_h = softmax(q_h·k_h ·s) v_h
 ///   absorbed: q̃_h = W_UK,hᵀ q_nope,h;  score = q̃_h·c_t + q_pe,h·k_pe;  o_h = W_UV,h (Σ p_t c_t)
 /// Both orders compute the same function; they differ in FLOPs and in bytes moved.
+///
+/// A batch may hold several sequences at different positions: the projections run once over all
+/// N rows (one GEMM each), attention runs per sequence over its own latent cache.
 struct MLA {
     let config: ModelConfig
     let weights: AttentionWeights
@@ -35,167 +57,229 @@ struct MLA {
     /// Caps the score buffer at ~4M floats by processing query rows in blocks.
     static let scoreBudget = 1 << 22
 
-    /// out[T, hidden] = o_proj(attention(xn)) for T new tokens at positions start..<start+T,
-    /// appending their latents to `cache` first (each token attends to itself).
-    func forward(_ xn: UnsafePointer<Float>, tokens T: Int, start p0: Int, cache: LatentCache,
-                 order: AttentionOrder, rope: RotaryEmbedding, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
+    /// out[N, hidden] = o_proj(attention(xn)) for the N rows of `sequences`, appending each row's
+    /// latent to its sequence's cache first (each token attends to itself). `cos`/`sin` hold the
+    /// rotary angles of every row's position, (N, dr/2).
+    func forward(_ xn: UnsafePointer<Float>, rows N: Int, sequences: [SequenceSlice], order: AttentionOrder,
+                 rope: RotaryEmbedding, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
                  workspace ws: Workspace, recorder rec: OpRecorder?, out: UnsafeMutablePointer<Float>) {
         let c = config, l = layer
         let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim
         let r = c.kvLoraRank, dqk = dn + dr, half = dr / 2
-        let S = p0 + T
         let d = c.hiddenSize
 
-        // Query: low-rank (q_a -> norm -> q_b) or direct q_proj.          q: (T, H·(dn+dr))
-        let q = ws.pointer(.q, T * H * dqk)
+        // Query: low-rank (q_a -> norm -> q_b) or direct q_proj.          q: (N, H·(dn+dr))
+        let q = ws.pointer(.q, N * H * dqk)
         if let qA = weights.qA, let qANorm = weights.qANorm, let qB = weights.qB {
-            let qa = ws.pointer(.qA, T * qA.outFeatures)
-            rec.op("q_a_proj", layer: l, kind: qA.kind(tokens: T), cost: qA.cost(tokens: T)) {
-                qA.apply(xn, rows: T, into: qa)
+            let qa = ws.pointer(.qA, N * qA.outFeatures)
+            rec.op("q_a_proj", layer: l, kind: qA.kind(tokens: N), cost: qA.cost(tokens: N)) {
+                qA.apply(xn, rows: N, into: qa)
             }
-            rec.op("q_a_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: T, width: qA.outFeatures)) {
-                for t in 0..<T {
+            rec.op("q_a_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: qA.outFeatures)) {
+                for t in 0..<N {
                     let row = qa + t * qA.outFeatures
                     Kernels.rmsNorm(row, weight: qANorm.pointer, eps: Self.latentNormEps, count: qA.outFeatures, out: row)
                 }
             }
-            rec.op("q_b_proj", layer: l, kind: qB.kind(tokens: T), cost: qB.cost(tokens: T)) {
-                qB.apply(qa, rows: T, into: q)
+            rec.op("q_b_proj", layer: l, kind: qB.kind(tokens: N), cost: qB.cost(tokens: N)) {
+                qB.apply(qa, rows: N, into: q)
             }
         } else if let qProj = weights.q {
-            rec.op("q_proj", layer: l, kind: qProj.kind(tokens: T), cost: qProj.cost(tokens: T)) {
-                qProj.apply(xn, rows: T, into: q)
+            rec.op("q_proj", layer: l, kind: qProj.kind(tokens: N), cost: qProj.cost(tokens: N)) {
+                qProj.apply(xn, rows: N, into: q)
             }
         }
 
-        // Compressed KV: [c (r) | k_pe (dr)] per token.                    kvA: (T, r + dr)
-        let kvA = ws.pointer(.kvA, T * (r + dr))
-        rec.op("kv_a_proj", layer: l, kind: weights.kvA.kind(tokens: T), cost: weights.kvA.cost(tokens: T)) {
-            weights.kvA.apply(xn, rows: T, into: kvA)
+        // Compressed KV: [c (r) | k_pe (dr)] per token.                    kvA: (N, r + dr)
+        let kvA = ws.pointer(.kvA, N * (r + dr))
+        rec.op("kv_a_proj", layer: l, kind: weights.kvA.kind(tokens: N), cost: weights.kvA.cost(tokens: N)) {
+            weights.kvA.apply(xn, rows: N, into: kvA)
         }
         // The latent cache stores the normed latent and the rotated shared key, nothing else.
-        rec.op("kv_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: T, width: r)) {
-            for t in 0..<T {
-                let row = cache.row(layer: l, position: p0 + t)
-                Kernels.rmsNorm(kvA + t * (r + dr), weight: weights.kvANorm.pointer, eps: Self.latentNormEps, count: r, out: row)
-                (row + r).update(from: kvA + t * (r + dr) + r, count: dr)
+        rec.op("kv_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: r)) {
+            for s in sequences {
+                for t in 0..<s.count {
+                    let row = s.cache.row(layer: l, position: s.start + t), src = kvA + (s.row + t) * (r + dr)
+                    Kernels.rmsNorm(src, weight: weights.kvANorm.pointer, eps: Self.latentNormEps, count: r, out: row)
+                    (row + r).update(from: src + r, count: dr)
+                }
             }
         }
-        rec.op("rope", layer: l, kind: .elementwise, cost: Cost.rope(vectors: T * (H + 1), dims: dr)) {
-            for t in 0..<T {
-                let cs = cos + t * half, sn = sin + t * half
-                rope.rotate(cache.row(layer: l, position: p0 + t) + r, cos: cs, sin: sn)
-                for h in 0..<H { rope.rotate(q + (t * H + h) * dqk + dn, cos: cs, sin: sn) }
+        rec.op("rope", layer: l, kind: .elementwise, cost: Cost.rope(vectors: N * (H + 1), dims: dr)) {
+            for s in sequences {
+                for t in 0..<s.count {
+                    let i = s.row + t
+                    let cs = cos + i * half, sn = sin + i * half
+                    rope.rotate(s.cache.row(layer: l, position: s.start + t) + r, cos: cs, sin: sn)
+                    for h in 0..<H { rope.rotate(q + (i * H + h) * dqk + dn, cos: cs, sin: sn) }
+                }
             }
         }
-        let latent = cache.row(layer: l, position: 0)   // (S, r + dr) rows of this layer
-        let attnOut = ws.pointer(.attnOut, T * H * dv)
-        let scale = rope.softmaxScale
 
-        switch order.resolved(tokens: T) {
-        case .naive, .auto:
-            // K_nope and V for every head and every cached position.   kv: (S, H·(dn+dv))
-            let kvW = H * (dn + dv)
-            let kv = ws.pointer(.keysValues, S * kvW)
-            rec.op("kv_decompress", layer: l, kind: .gemm,
-                   cost: Cost.kvDecompress(positions: S, heads: H, kvLoraRank: r, nope: dn, v: dv, weightBytes: weights.kvB.weightBytes)) {
-                weights.kvB.apply(latent, rows: S, ldx: r + dr, into: kv)
+        let attnOut = ws.pointer(.attnOut, N * H * dv)
+        // Absorbed sequences share q_absorb and v_absorb: they are per-row weight products, so each
+        // contiguous run of absorbed rows (all N rows in a decode batch) reads W_UK and W_UV once.
+        let absorbedRuns = Self.runs(of: sequences.filter { order.resolved(tokens: $0.count) == .absorbed })
+        let qLat = ws.pointer(.qLatent, N * H * r)      // (N·H, r), rows (t, h)
+        let ctx = ws.pointer(.context, N * H * r)        // (N, H, r)
+        for run in absorbedRuns { absorbQuery(rows: run, q: q, into: qLat, workspace: ws, recorder: rec) }
+        for s in sequences {
+            switch order.resolved(tokens: s.count) {
+            case .naive, .auto:
+                naive(s, q: q, attnOut: attnOut, scale: rope.softmaxScale, workspace: ws, recorder: rec)
+            case .absorbed:
+                absorbedAttention(s, q: q, qLatent: qLat, context: ctx, scale: rope.softmaxScale, workspace: ws, recorder: rec)
             }
-            let block = max(1, min(T, Self.scoreBudget / max(H * S, 1)))
-            for t0 in stride(from: 0, to: T, by: block) {
-                let tb = min(block, T - t0)
-                let scores = ws.pointer(.scores, H * tb * S)   // (H, tb, S)
-                rec.op("attn_score", layer: l, kind: .attention,
-                       cost: Cost.naiveScore(heads: H, tokens: tb, positions: S, nope: dn, rope: dr)) {
-                    for h in 0..<H {
-                        let qh = q + t0 * H * dqk + h * dqk, sh = scores + h * tb * S
-                        Kernels.gemm(m: tb, n: S, k: dn, a: qh, lda: H * dqk, b: kv + h * (dn + dv), ldb: kvW,
-                                     transposeB: true, c: sh, ldc: S, alpha: scale)
-                        Kernels.gemm(m: tb, n: S, k: dr, a: qh + dn, lda: H * dqk, b: latent + r, ldb: r + dr,
-                                     transposeB: true, c: sh, ldc: S, alpha: scale, beta: 1)
-                    }
-                }
-                rec.op("softmax", layer: l, kind: .elementwise, cost: Cost.softmax(heads: H, tokens: tb, positions: S)) {
-                    for h in 0..<H {
-                        for t in 0..<tb { Kernels.softmax(scores + (h * tb + t) * S, count: S, valid: p0 + t0 + t + 1) }
-                    }
-                }
-                rec.op("attn_context", layer: l, kind: .attention, cost: Cost.naiveContext(heads: H, tokens: tb, positions: S, v: dv)) {
-                    for h in 0..<H {
-                        Kernels.gemm(m: tb, n: dv, k: S, a: scores + h * tb * S, lda: S, b: kv + h * (dn + dv) + dn, ldb: kvW,
-                                     transposeB: false, c: attnOut + t0 * H * dv + h * dv, ldc: H * dv)
-                    }
-                }
-            }
+        }
+        for run in absorbedRuns { absorbValue(rows: run, context: ctx, into: attnOut, workspace: ws, recorder: rec) }
 
-        case .absorbed:
-            // q̃ = [W_UK,hᵀ q_nope,h | q_pe,h] per head, rows ordered (t, h).  qLat: (T·H, r + dr)
-            let w = r + dr
-            let qLat = ws.pointer(.qLatent, T * H * w)
-            // W_UK,h and W_UV,h are row views of kv_b_proj in its stored format (no float32 copy).
-            let kvB = weights.kvB.weight
-            rec.op("q_absorb", layer: l, kind: .gemm,
-                   cost: Cost.qAbsorb(heads: H, tokens: T, kvLoraRank: r, nope: dn, weightBytes: weights.kvB.weightBytes)) {
-                // Decode: the H per-head products are independent, so they run as one parallel job.
-                let batch = ws.matvecs
-                batch.removeAll()
+        rec.op("o_proj", layer: l, kind: weights.o.kind(tokens: N), cost: weights.o.cost(tokens: N)) {
+            weights.o.apply(attnOut, rows: N, into: out, ldo: d)
+        }
+    }
+
+    /// Naive order for one sequence: decompress K_nope and V of every cached position for every
+    /// head, then attend like MHA.
+    private func naive(_ s: SequenceSlice, q qAll: UnsafeMutablePointer<Float>, attnOut outAll: UnsafeMutablePointer<Float>,
+                       scale: Float, workspace ws: Workspace, recorder rec: OpRecorder?) {
+        let c = config, l = layer
+        let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim
+        let r = c.kvLoraRank, dqk = dn + dr
+        let T = s.count, S = s.end, p0 = s.start
+        let latent = s.cache.row(layer: l, position: 0)   // (S, r + dr) rows of this layer
+        let q = qAll + s.row * H * dqk, attnOut = outAll + s.row * H * dv
+
+        let kvW = H * (dn + dv)
+        let kv = ws.pointer(.keysValues, S * kvW)              // (S, H·(dn+dv))
+        rec.op("kv_decompress", layer: l, kind: .gemm,
+               cost: Cost.kvDecompress(positions: S, heads: H, kvLoraRank: r, nope: dn, v: dv, weightBytes: weights.kvB.weightBytes)) {
+            weights.kvB.apply(latent, rows: S, ldx: r + dr, into: kv)
+        }
+        let block = max(1, min(T, Self.scoreBudget / max(H * S, 1)))
+        for t0 in stride(from: 0, to: T, by: block) {
+            let tb = min(block, T - t0)
+            let scores = ws.pointer(.scores, H * tb * S)       // (H, tb, S)
+            rec.op("attn_score", layer: l, kind: .attention,
+                   cost: Cost.naiveScore(heads: H, tokens: tb, positions: S, nope: dn, rope: dr)) {
                 for h in 0..<H {
-                    // W_UK,h = rows [h(dn+dv), h(dn+dv)+dn) of kv_b_proj: (dn, r); q̃ = q_nope · W_UK,h
-                    let wUK = kvB.rows(h * (dn + dv) ..< h * (dn + dv) + dn)
-                    if T == 1 {
-                        batch.appendTransposed(wUK, x: q + h * dqk, y: qLat + h * w)
-                    } else {
-                        wUK.applyTransposed(q + h * dqk, rows: T, ldx: H * dqk, into: qLat + h * w, ldy: H * w)
-                    }
-                    for t in 0..<T {
-                        (qLat + (t * H + h) * w + r).update(from: q + (t * H + h) * dqk + dn, count: dr)
-                    }
-                }
-                batch.run()
-            }
-            let block = max(1, min(T, Self.scoreBudget / max(H * S, 1)))
-            for t0 in stride(from: 0, to: T, by: block) {
-                let tb = min(block, T - t0)
-                let scores = ws.pointer(.scores, tb * H * S)   // (tb, H, S)
-                let ctx = ws.pointer(.context, T * H * r)      // (T, H, r)
-                // One GEMM for all heads: the latent rows are the shared key (MQA over the latent).
-                rec.op("attn_score", layer: l, kind: .attention,
-                       cost: Cost.absorbedScore(heads: H, tokens: tb, positions: S, kvLoraRank: r, rope: dr)) {
-                    Kernels.gemm(m: tb * H, n: S, k: w, a: qLat + t0 * H * w, lda: w, b: latent, ldb: w,
-                                 transposeB: true, c: scores, ldc: S, alpha: scale)
-                }
-                rec.op("softmax", layer: l, kind: .elementwise, cost: Cost.softmax(heads: H, tokens: tb, positions: S)) {
-                    for t in 0..<tb {
-                        for h in 0..<H { Kernels.softmax(scores + (t * H + h) * S, count: S, valid: p0 + t0 + t + 1) }
-                    }
-                }
-                // ...and the latent is the shared value: ctx = P · C.
-                rec.op("attn_context", layer: l, kind: .attention,
-                       cost: Cost.absorbedContext(heads: H, tokens: tb, positions: S, kvLoraRank: r)) {
-                    Kernels.gemm(m: tb * H, n: r, k: S, a: scores, lda: S, b: latent, ldb: w,
-                                 transposeB: false, c: ctx + t0 * H * r, ldc: r)
+                    let qh = q + t0 * H * dqk + h * dqk, sh = scores + h * tb * S
+                    Kernels.gemm(m: tb, n: S, k: dn, a: qh, lda: H * dqk, b: kv + h * (dn + dv), ldb: kvW,
+                                 transposeB: true, c: sh, ldc: S, alpha: scale)
+                    Kernels.gemm(m: tb, n: S, k: dr, a: qh + dn, lda: H * dqk, b: latent + r, ldb: r + dr,
+                                 transposeB: true, c: sh, ldc: S, alpha: scale, beta: 1)
                 }
             }
-            let ctx = ws.pointer(.context, T * H * r)
-            rec.op("v_absorb", layer: l, kind: .gemm,
-                   cost: Cost.vAbsorb(heads: H, tokens: T, kvLoraRank: r, v: dv, weightBytes: weights.kvB.weightBytes)) {
-                let batch = ws.matvecs
-                batch.removeAll()
+            rec.op("softmax", layer: l, kind: .elementwise, cost: Cost.softmax(heads: H, tokens: tb, positions: S)) {
                 for h in 0..<H {
-                    // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj: (dv, r); o_h = ctx_h · W_UV,hᵀ
-                    let wUV = kvB.rows(h * (dn + dv) + dn ..< (h + 1) * (dn + dv))
-                    if T == 1 {
-                        batch.append(wUV, x: ctx + h * r, y: attnOut + h * dv)
-                    } else {
-                        wUV.apply(ctx + h * r, rows: T, ldx: H * r, into: attnOut + h * dv, ldy: H * dv)
-                    }
+                    for t in 0..<tb { Kernels.softmax(scores + (h * tb + t) * S, count: S, valid: p0 + t0 + t + 1) }
                 }
-                batch.run()
+            }
+            rec.op("attn_context", layer: l, kind: .attention, cost: Cost.naiveContext(heads: H, tokens: tb, positions: S, v: dv)) {
+                for h in 0..<H {
+                    Kernels.gemm(m: tb, n: dv, k: S, a: scores + h * tb * S, lda: S, b: kv + h * (dn + dv) + dn, ldb: kvW,
+                                 transposeB: false, c: attnOut + t0 * H * dv + h * dv, ldc: H * dv)
+                }
             }
         }
+    }
 
-        rec.op("o_proj", layer: l, kind: weights.o.kind(tokens: T), cost: weights.o.cost(tokens: T)) {
-            weights.o.apply(attnOut, rows: T, into: out, ldo: d)
+    /// Maximal runs of consecutive batch rows covered by `sequences` (given in row order).
+    static func runs(of sequences: [SequenceSlice]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        for s in sequences {
+            if let last = out.last, last.upperBound == s.row {
+                out[out.count - 1] = last.lowerBound..<(s.row + s.count)
+            } else {
+                out.append(s.row..<(s.row + s.count))
+            }
+        }
+        return out
+    }
+
+    /// q̃_h = W_UK,hᵀ q_nope,h for every head of `rows`: W_UK folded into the query.
+    private func absorbQuery(rows: Range<Int>, q: UnsafeMutablePointer<Float>, into qLat: UnsafeMutablePointer<Float>,
+                             workspace ws: Workspace, recorder rec: OpRecorder?) {
+        let c = config, l = layer
+        let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim
+        let r = c.kvLoraRank, dqk = dn + dr, T = rows.count
+        // W_UK,h and W_UV,h are row views of kv_b_proj in its stored format (no float32 copy).
+        let kvB = weights.kvB.weight
+        let qRows = q + rows.lowerBound * H * dqk, out = qLat + rows.lowerBound * H * r
+        rec.op("q_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
+               cost: Cost.qAbsorb(heads: H, tokens: T, kvLoraRank: r, nope: dn, weightBytes: weights.kvB.weightBytes)) {
+            // One row: the H per-head products are independent, so they run as one parallel job.
+            let batch = ws.matvecs
+            batch.removeAll()
+            for h in 0..<H {
+                // W_UK,h = rows [h(dn+dv), h(dn+dv)+dn) of kv_b_proj: (dn, r); q̃ = q_nope · W_UK,h
+                let wUK = kvB.rows(h * (dn + dv) ..< h * (dn + dv) + dn)
+                if T == 1 {
+                    batch.appendTransposed(wUK, x: qRows + h * dqk, y: out + h * r)
+                } else {
+                    wUK.applyTransposed(qRows + h * dqk, rows: T, ldx: H * dqk, into: out + h * r, ldy: H * r)
+                }
+            }
+            batch.run()
+        }
+    }
+
+    /// out_h = ctx_h · W_UV,hᵀ for every head of `rows`: W_UV applied after attention.
+    private func absorbValue(rows: Range<Int>, context ctx: UnsafeMutablePointer<Float>, into attnOut: UnsafeMutablePointer<Float>,
+                             workspace ws: Workspace, recorder rec: OpRecorder?) {
+        let c = config, l = layer
+        let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dv = c.vHeadDim, r = c.kvLoraRank, T = rows.count
+        let kvB = weights.kvB.weight
+        let ctxRows = ctx + rows.lowerBound * H * r, out = attnOut + rows.lowerBound * H * dv
+        rec.op("v_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
+               cost: Cost.vAbsorb(heads: H, tokens: T, kvLoraRank: r, v: dv, weightBytes: weights.kvB.weightBytes)) {
+            let batch = ws.matvecs
+            batch.removeAll()
+            for h in 0..<H {
+                // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj: (dv, r); o_h = ctx_h · W_UV,hᵀ
+                let wUV = kvB.rows(h * (dn + dv) + dn ..< (h + 1) * (dn + dv))
+                if T == 1 {
+                    batch.append(wUV, x: ctxRows + h * r, y: out + h * dv)
+                } else {
+                    wUV.apply(ctxRows + h * r, rows: T, ldx: H * r, into: out + h * dv, ldy: H * dv)
+                }
+            }
+            batch.run()
+        }
+    }
+
+    /// Absorbed attention for one sequence: MQA over the latent. q̃ and q_pe rows are ordered
+    /// (t, h), so the score and context of all heads are GEMMs against the shared latent rows.
+    private func absorbedAttention(_ s: SequenceSlice, q: UnsafeMutablePointer<Float>, qLatent: UnsafeMutablePointer<Float>,
+                                   context: UnsafeMutablePointer<Float>, scale: Float, workspace ws: Workspace, recorder rec: OpRecorder?) {
+        let c = config, l = layer
+        let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, r = c.kvLoraRank, w = r + dr, dqk = dn + dr
+        let T = s.count, S = s.end, p0 = s.start
+        let latent = s.cache.row(layer: l, position: 0)   // (S, r + dr) rows of this layer
+        let qLat = qLatent + s.row * H * r, qPe = q + s.row * H * dqk + dn, ctx = context + s.row * H * r
+        let block = max(1, min(T, Self.scoreBudget / max(H * S, 1)))
+        for t0 in stride(from: 0, to: T, by: block) {
+            let tb = min(block, T - t0)
+            let scores = ws.pointer(.scores, tb * H * S)       // (tb, H, S)
+            // All heads at once: the latent rows are the shared key (MQA over the latent).
+            // score = s·(q̃·c + q_pe·k_pe): the latent part, then the rope part accumulated.
+            rec.op("attn_score", layer: l, kind: .attention,
+                   cost: Cost.absorbedScore(heads: H, tokens: tb, positions: S, kvLoraRank: r, rope: dr)) {
+                Kernels.gemm(m: tb * H, n: S, k: r, a: qLat + t0 * H * r, lda: r, b: latent, ldb: w,
+                             transposeB: true, c: scores, ldc: S, alpha: scale)
+                Kernels.gemm(m: tb * H, n: S, k: dr, a: qPe + t0 * H * dqk, lda: dqk, b: latent + r, ldb: w,
+                             transposeB: true, c: scores, ldc: S, alpha: scale, beta: 1)
+            }
+            rec.op("softmax", layer: l, kind: .elementwise, cost: Cost.softmax(heads: H, tokens: tb, positions: S)) {
+                for t in 0..<tb {
+                    for h in 0..<H { Kernels.softmax(scores + (t * H + h) * S, count: S, valid: p0 + t0 + t + 1) }
+                }
+            }
+            // ...and the latent is the shared value: ctx = P · C.
+            rec.op("attn_context", layer: l, kind: .attention,
+                   cost: Cost.absorbedContext(heads: H, tokens: tb, positions: S, kvLoraRank: r)) {
+                Kernels.gemm(m: tb * H, n: r, k: S, a: scores, lda: S, b: latent, ldb: w,
+                             transposeB: false, c: ctx + t0 * H * r, ldc: r)
+            }
         }
     }
 }

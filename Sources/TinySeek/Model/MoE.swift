@@ -20,7 +20,7 @@ struct MoE {
     /// out[T, hidden] = MoE(xn) for T tokens.
     func forward(_ xn: UnsafePointer<Float>, tokens T: Int, execution: ExpertExecution,
                  routes: inout Routes, workspace ws: Workspace, recorder rec: OpRecorder?,
-                 out: UnsafeMutablePointer<Float>) {
+                 expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>) {
         let c = config, l = layer, d = c.hiddenSize
         let e = c.routedExperts, k = c.expertsPerToken
         let logits = ws.pointer(.routerLogits, T * e + 2 * e)
@@ -33,6 +33,7 @@ struct MoE {
             let scratch = logits + T * e
             for t in 0..<T { select(logits: logits + t * e, scratch: scratch, routes: &routes) }
         }
+        expertLoad?.record(layer: l, experts: routes.experts, expertCount: e)
 
         out.update(repeating: 0, count: T * d)
         switch execution {
@@ -82,8 +83,8 @@ struct MoE {
 
     /// Decode: the k selected experts of one token as two parallel jobs, all their gate and up
     /// matvecs in one `MatvecBatch`, then all their down matvecs in another, so a layer's routed
-    /// experts stream k·3 matrices with two hand-offs instead of 3k. Recorded as one op each,
-    /// with the cost of all k experts (`expert` nil: the time cannot be split between them).
+    /// experts stream k·3 matrices with two hand-offs instead of 3k. Each job's time is recorded
+    /// per expert (shared out by bytes), so profiles keep one record per expert as in `grouped`.
     private func forwardOneToken(_ xn: UnsafePointer<Float>, routes: Routes, workspace ws: Workspace,
                                  recorder rec: OpRecorder?, out: UnsafeMutablePointer<Float>) {
         let c = config, l = layer, d = c.hiddenSize, k = routes.experts.count
@@ -91,36 +92,33 @@ struct MoE {
         let inter = weights.experts[Int(routes.experts[0])].intermediateSize
         let g = ws.pointer(.gate, k * inter), u = ws.pointer(.up, k * inter), y = ws.pointer(.expertOut, k * d)
         let batch = ws.matvecs
-        func total(_ cost: (FeedForwardWeights) -> OpCost) -> OpCost {
-            routes.experts.reduce(OpCost()) { $0 + cost(weights.experts[Int($1)]) }
-        }
-        rec.op("expert_gate_up", layer: l, kind: .gemv, cost: total { $0.gate.cost(tokens: 1) + $0.up.cost(tokens: 1) }) {
+        func expert(_ s: Int) -> FeedForwardWeights { weights.experts[Int(routes.experts[s])] }
+        func index(_ s: Int) -> Int? { Int(routes.experts[s]) }
+        rec.split("expert_gate_up", layer: l, kind: .gemv, parts: k, expert: index,
+                  cost: { expert($0).gate.cost(tokens: 1) + expert($0).up.cost(tokens: 1) }) {
             batch.removeAll()
             for s in 0..<k {
-                let e = weights.experts[Int(routes.experts[s])]
-                batch.append(e.gate.weight, x: xn, y: g + s * inter)
-                batch.append(e.up.weight, x: xn, y: u + s * inter)
+                batch.append(expert(s).gate.weight, x: xn, y: g + s * inter)
+                batch.append(expert(s).up.weight, x: xn, y: u + s * inter)
             }
             batch.run()
             for s in 0..<k {
-                let e = weights.experts[Int(routes.experts[s])]
-                e.gate.addBias(to: g + s * inter, rows: 1)
-                e.up.addBias(to: u + s * inter, rows: 1)
+                expert(s).gate.addBias(to: g + s * inter, rows: 1)
+                expert(s).up.addBias(to: u + s * inter, rows: 1)
             }
         }
-        rec.op("expert_act", layer: l, kind: .elementwise,
-               cost: Cost.elementwise(elements: k * inter, inputs: 2, flopsPerElement: 5)) {
+        rec.split("expert_act", layer: l, kind: .elementwise, parts: k, expert: index,
+                  cost: { _ in Cost.elementwise(elements: inter, inputs: 2, flopsPerElement: 5) }) {
             Kernels.siluMul(g, u, count: k * inter, out: g)
         }
-        rec.op("expert_down", layer: l, kind: .gemv, cost: total { $0.down.cost(tokens: 1) }) {
+        rec.split("expert_down", layer: l, kind: .gemv, parts: k, expert: index, cost: { expert($0).down.cost(tokens: 1) }) {
             batch.removeAll()
-            for s in 0..<k {
-                batch.append(weights.experts[Int(routes.experts[s])].down.weight, x: g + s * inter, y: y + s * d)
-            }
+            for s in 0..<k { batch.append(expert(s).down.weight, x: g + s * inter, y: y + s * d) }
             batch.run()
-            for s in 0..<k { weights.experts[Int(routes.experts[s])].down.addBias(to: y + s * d, rows: 1) }
+            for s in 0..<k { expert(s).down.addBias(to: y + s * d, rows: 1) }
         }
-        rec.op("expert_combine", layer: l, kind: .elementwise, cost: Cost.expertCombine(slots: k, hidden: d)) {
+        rec.split("expert_combine", layer: l, kind: .elementwise, parts: k, expert: index,
+                  cost: { _ in Cost.expertCombine(slots: 1, hidden: d) }) {
             for s in 0..<k { Kernels.addScaled(y + s * d, by: routes.weights[s], to: out, count: d) }
         }
     }

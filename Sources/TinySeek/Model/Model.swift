@@ -71,60 +71,85 @@ public final class Model: @unchecked Sendable {
         Session(model: self, capacity: capacity ?? config.maxPositionEmbeddings)
     }
 
-    /// Runs T tokens at positions start..<start+T through the decoder, appending to `cache`.
-    /// Returns logits (T or 1 rows × vocab) as a view into the workspace, valid until the next call.
-    func forward(tokens: [Int], start: Int, cache: LatentCache, options: ForwardOptions,
+    /// Runs one step for a batch of sequences: each brings its new tokens (a whole prompt, or one
+    /// token of decode) and its own latent cache. Every projection, the router, the experts and
+    /// the LM head run once over all N = Σ tokens rows; attention runs per sequence.
+    ///
+    /// Returns logits as a view into the workspace, valid until the next call: one row per input
+    /// token with `allLogits`, else one row (the last token's) per sequence, in batch order.
+    func forward(batch: [(tokens: [Int], cache: LatentCache)], options: ForwardOptions,
                  workspace ws: Workspace, routes: inout Routes, recorder rec: OpRecorder?,
-                 hiddenStates: inout [[Float]]) -> Tensor {
-        let c = config, T = tokens.count, d = c.hiddenSize
+                 expertLoad: ExpertLoadRecorder? = nil, hiddenStates: inout [[Float]]) -> Tensor {
+        let c = config, d = c.hiddenSize
         var moeConfig = c
         if let k = options.expertsPerToken { moeConfig.numExpertsPerTok = k }
 
-        let x = ws.pointer(.x, T * d), xn = ws.pointer(.normed, T * d), delta = ws.pointer(.residual, T * d)
-        rec.op("embedding", layer: nil, kind: .elementwise,
-               cost: Cost.embedding(tokens: T, hidden: d, weightBytes: weights.embedding.bytesPerElement)) {
-            for (t, id) in tokens.enumerated() { weights.embedding.dequantizeRow(id, into: x + t * d) }
+        var sequences: [SequenceSlice] = []
+        sequences.reserveCapacity(batch.count)
+        var N = 0
+        for entry in batch {
+            sequences.append(SequenceSlice(row: N, count: entry.tokens.count, start: entry.cache.count, cache: entry.cache))
+            N += entry.tokens.count
         }
-        // Rotary angles for the new positions, shared by every layer.
+
+        let x = ws.pointer(.x, N * d), xn = ws.pointer(.normed, N * d), delta = ws.pointer(.residual, N * d)
+        rec.op("embedding", layer: nil, kind: .elementwise,
+               cost: Cost.embedding(tokens: N, hidden: d, weightBytes: weights.embedding.bytesPerElement)) {
+            for (entry, s) in zip(batch, sequences) {
+                for (t, id) in entry.tokens.enumerated() { weights.embedding.dequantizeRow(id, into: x + (s.row + t) * d) }
+            }
+        }
+        // Rotary angles of every row's position, shared by every layer.            (N, dr/2)
         let half = c.qkRopeHeadDim / 2
-        let cos = ws.pointer(.ropeCos, T * half), sin = ws.pointer(.ropeSin, T * half)
-        for t in 0..<T { rope.angles(position: start + t, cos: cos + t * half, sin: sin + t * half) }
+        let cos = ws.pointer(.ropeCos, N * half), sin = ws.pointer(.ropeSin, N * half)
+        for s in sequences {
+            for t in 0..<s.count {
+                rope.angles(position: s.start + t, cos: cos + (s.row + t) * half, sin: sin + (s.row + t) * half)
+            }
+        }
 
         for (l, layer) in weights.layers.enumerated() {
-            rec.op("attn_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: T, width: d)) {
-                for t in 0..<T { Kernels.rmsNorm(x + t * d, weight: layer.inputNorm.pointer, eps: c.eps, count: d, out: xn + t * d) }
+            rec.op("attn_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: d)) {
+                for t in 0..<N { Kernels.rmsNorm(x + t * d, weight: layer.inputNorm.pointer, eps: c.eps, count: d, out: xn + t * d) }
             }
             MLA(config: c, weights: layer.attention, layer: l)
-                .forward(xn, tokens: T, start: start, cache: cache, order: options.attention, rope: rope,
+                .forward(xn, rows: N, sequences: sequences, order: options.attention, rope: rope,
                          cos: cos, sin: sin, workspace: ws, recorder: rec, out: delta)
-            rec.op("attn_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: T * d)) {
-                Kernels.add(x, delta, count: T * d, out: x)
+            rec.op("attn_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: N * d)) {
+                Kernels.add(x, delta, count: N * d, out: x)
             }
-            rec.op("mlp_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: T, width: d)) {
-                for t in 0..<T { Kernels.rmsNorm(x + t * d, weight: layer.postAttentionNorm.pointer, eps: c.eps, count: d, out: xn + t * d) }
+            rec.op("mlp_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: d)) {
+                for t in 0..<N { Kernels.rmsNorm(x + t * d, weight: layer.postAttentionNorm.pointer, eps: c.eps, count: d, out: xn + t * d) }
             }
             switch layer.mlp {
             case let .dense(ffn):
-                ffn.forward(xn, rows: T, ldx: d, into: delta, role: .dense, layer: l, workspace: ws, recorder: rec)
+                ffn.forward(xn, rows: N, ldx: d, into: delta, role: .dense, layer: l, workspace: ws, recorder: rec)
             case let .moe(moe):
                 MoE(config: moeConfig, weights: moe, layer: l)
-                    .forward(xn, tokens: T, execution: options.experts, routes: &routes, workspace: ws, recorder: rec, out: delta)
+                    .forward(xn, tokens: N, execution: options.experts, routes: &routes, workspace: ws, recorder: rec,
+                             expertLoad: expertLoad, out: delta)
             }
-            rec.op("mlp_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: T * d)) {
-                Kernels.add(x, delta, count: T * d, out: x)
+            rec.op("mlp_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: N * d)) {
+                Kernels.add(x, delta, count: N * d, out: x)
             }
-            if options.keepHiddenStates { hiddenStates.append(Array(UnsafeBufferPointer(start: x, count: T * d))) }
+            if options.keepHiddenStates { hiddenStates.append(Array(UnsafeBufferPointer(start: x, count: N * d))) }
         }
-        cache.count = start + T
+        for s in sequences { s.cache.count = s.end }
 
-        let rows = options.allLogits ? T : 1
-        let first = T - rows
-        rec.op("final_norm", layer: nil, kind: .elementwise, cost: Cost.rmsNorm(rows: rows, width: d)) {
-            for t in first..<T { Kernels.rmsNorm(x + t * d, weight: weights.norm.pointer, eps: c.eps, count: d, out: xn + t * d) }
+        // Final norm and LM head over the rows that need logits, gathered contiguously.
+        let outRows = options.allLogits ? N : sequences.count
+        rec.op("final_norm", layer: nil, kind: .elementwise, cost: Cost.rmsNorm(rows: outRows, width: d)) {
+            if options.allLogits {
+                for t in 0..<N { Kernels.rmsNorm(x + t * d, weight: weights.norm.pointer, eps: c.eps, count: d, out: xn + t * d) }
+            } else {
+                for (i, s) in sequences.enumerated() {
+                    Kernels.rmsNorm(x + (s.end - s.start - 1 + s.row) * d, weight: weights.norm.pointer, eps: c.eps, count: d, out: xn + i * d)
+                }
+            }
         }
-        let logits = ws.matrix(.logits, rows: rows, cols: c.vocabSize)
-        rec.op("lm_head", layer: nil, kind: weights.lmHead.kind(tokens: rows), cost: weights.lmHead.cost(tokens: rows)) {
-            weights.lmHead.apply(xn + first * d, rows: rows, into: logits.pointer)
+        let logits = ws.matrix(.logits, rows: outRows, cols: c.vocabSize)
+        rec.op("lm_head", layer: nil, kind: weights.lmHead.kind(tokens: outRows), cost: weights.lmHead.cost(tokens: outRows)) {
+            weights.lmHead.apply(xn, rows: outRows, into: logits.pointer)
         }
         return logits
     }

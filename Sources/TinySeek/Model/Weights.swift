@@ -148,6 +148,10 @@ public struct ModelWeights: Sendable {
         } else {
             lmHead = try linear("lm_head", c.vocabSize, d)
         }
+        // transformers builds shared_experts even when n_shared_experts is 0, as empty [0, d] Linears.
+        take.ignore { name in
+            c.sharedExperts == 0 && name.contains(".mlp.shared_experts.") && ((try? source.shape(of: name))?.contains(0) ?? false)
+        }
         // DeepSeek-V3 checkpoints carry multi-token-prediction layers (index num_hidden_layers and up)
         // that next-token decoding does not use; transformers skips them too.
         take.ignore { name in

@@ -10,8 +10,8 @@ public struct BenchmarkOptions: Sendable {
     public var promptTokens = 512
     /// Decode steps of the tg test; 0 skips it.
     public var decodeTokens = 128
-    /// Sequences decoded together in tg tests; 1 is single-sequence decode. Values above 1 need
-    /// the expert-grouping scheduler (batched decode), which is not wired yet: `run` refuses them.
+    /// Sequences decoded together in tg tests: 1 is single-sequence decode, each B > 1 adds a
+    /// tgN@B test of B sequences decoded together through the batched executor.
     public var batchSizes = [1]
     /// Timed runs of each test after the warm-up; mean and standard deviation are over these.
     public var repetitions = 5
@@ -28,15 +28,10 @@ public struct BenchmarkOptions: Sendable {
 /// Why a benchmark cannot run.
 public enum BenchmarkError: Error, Equatable, CustomStringConvertible, LocalizedError {
     case invalidOption(String)
-    /// Batched decode (more than one sequence per step) is a hook for the scheduler, not yet there.
-    case batchedDecodeNotImplemented(batchSizes: [Int])
 
     public var description: String {
         switch self {
         case let .invalidOption(message): return message
-        case let .batchedDecodeNotImplemented(sizes):
-            return "batched decode (--batch \(sizes.map(String.init).joined(separator: ","))) is not implemented yet: "
-                + "it needs the expert-grouping scheduler, which is being written separately; use --batch 1"
         }
     }
 
@@ -55,9 +50,8 @@ public enum Benchmark {
         guard !o.batchSizes.isEmpty, o.batchSizes.allSatisfy({ $0 >= 1 }) else {
             throw BenchmarkError.invalidOption("--batch needs sizes >= 1, got \(o.batchSizes)")
         }
-        // The hook for batched decode: results would be named tg<n>@<batch>.
         let batched = o.batchSizes.filter { $0 > 1 }
-        guard batched.isEmpty else { throw BenchmarkError.batchedDecodeNotImplemented(batchSizes: batched) }
+        if !batched.isEmpty && o.decodeTokens == 0 { throw BenchmarkError.invalidOption("--batch needs -n > 0 decode steps") }
 
         // A calibration before the model is loaded, for the record (the fractions use the probes
         // next to each repetition, see `RooflineProbe`).
@@ -136,6 +130,27 @@ public enum Benchmark {
                 results.append(BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
                                                rates: rates, roofs: readRoofs, flopsPerToken: flops, bytesPerToken: bytes))
             }
+            for b in batched {
+                // B sequences decoded together: every step is one BatchExecutor step over B rows,
+                // the experts seeing the step's tokens grouped per expert.
+                let recorder = OpRecorder()
+                try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt, steps: o.decodeTokens, recorder: recorder)
+                let steps = recorder.records.filter { $0.phase == .decode }
+                let tokens = Double(b * o.decodeTokens)
+                let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / tokens
+                let flops = steps.reduce(0) { $0 + $1.cost.flops } / tokens
+                progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs, each between two read probes")
+                var rates: [Double] = [], roofs: [Double] = []
+                for _ in 0..<o.repetitions {
+                    let before = probe.readGBps()
+                    let seconds = try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt, steps: o.decodeTokens)
+                    roofs.append((before + probe.readGBps()) / 2)
+                    rates.append(tokens / seconds)
+                }
+                readRoofs += roofs
+                results.append(BenchmarkResult(test: "tg\(o.decodeTokens)@\(b)", kind: .decode, tokens: o.decodeTokens, batch: b,
+                                               rates: rates, roofs: roofs, flopsPerToken: flops, bytesPerToken: bytes))
+            }
         }
 
         // Peak memory of the engine alone, per phase: the probe's buffer and the timed session
@@ -172,6 +187,30 @@ public enum Benchmark {
         for _ in 0..<steps {
             let next = Kernels.argmax(UnsafeBufferPointer(logits.buffer)) ?? 0
             logits = try session.forward(token: next)
+        }
+        return clock.lap()
+    }
+
+    /// Decodes `batch` sequences together for `steps` greedy steps after a one-token prompt each
+    /// (distinct first tokens, so they route differently); returns the seconds of the steps. With a
+    /// recorder, the steps are recorded (for the cost model's bytes and FLOPs) instead of timed.
+    @discardableResult
+    static func batchedDecode(_ model: Model, attention: AttentionOrder, batch b: Int, prompt: [Int], steps: Int,
+                              recorder: OpRecorder? = nil) throws -> Double {
+        let executor = BatchExecutor(model: model)
+        executor.options.attention = attention
+        let vocab = model.config.vocabSize
+        let caches = (0..<b).map { _ in LatentCache(config: model.config, capacity: 1 + steps) }
+        var logits = try executor.step((0..<b).map { ([prompt[$0 % prompt.count]], caches[$0]) })
+        executor.recorder = recorder
+        recorder?.phase = .decode
+        var batch = caches.map { (tokens: [0], cache: $0) }
+        var clock = Stopwatch()
+        for _ in 0..<steps {
+            for i in 0..<b {
+                batch[i].tokens[0] = Kernels.argmax(UnsafeBufferPointer(start: logits.pointer + i * vocab, count: vocab)) ?? 0
+            }
+            logits = try executor.step(batch)
         }
         return clock.lap()
     }

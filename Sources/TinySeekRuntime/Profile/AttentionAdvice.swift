@@ -15,6 +15,10 @@ public struct AttentionAdvice: Sendable {
         /// Seconds spent in attention ops (best of the repetitions).
         public var naive: Double
         public var absorbed: Double
+        /// Arithmetic intensity of attn_score in each order (FLOP/B): the paper's headline, ~1 for
+        /// naive decode (per-head keys) vs ~H for absorbed (one latent row serves every head).
+        public var naiveScoreIntensity: Double
+        public var absorbedScoreIntensity: Double
     }
 
     public var points: [Point]
@@ -29,33 +33,45 @@ public struct AttentionAdvice: Sendable {
         func attentionSeconds() -> Double {
             recorder.records.filter { ModelPart(opName: $0.name) == .attention }.reduce(0) { $0 + $1.seconds }
         }
+        func scoreIntensity() -> Double {
+            recorder.records.filter { $0.name == "attn_score" }.reduce(OpCost()) { $0 + $1.cost }.intensity
+        }
         for length in lengths {
             progress("attention orders: length \(length)")
             let prompt = Profiler.prompt(count: length, vocabSize: model.config.vocabSize, seed: 2)
             let session = model.makeSession(capacity: length + 1)
             var best: [AttentionOrder: (prefill: Double, decode: Double)] = [:]
+            var intensity: [AttentionOrder: (prefill: Double, decode: Double)] = [:]
             for order in [AttentionOrder.naive, .absorbed] {
                 session.options.attention = order
                 var prefill = Double.infinity, decode = Double.infinity
+                var prefillIntensity = 0.0, decodeIntensity = 0.0
                 for _ in 0..<max(repetitions, 1) {
                     session.reset()
                     recorder.removeAll()
                     session.recorder = length > 1 ? recorder : nil
                     try session.forward(prompt)
-                    if length > 1 { prefill = min(prefill, attentionSeconds()) }
+                    if length > 1 {
+                        prefill = min(prefill, attentionSeconds())
+                        prefillIntensity = scoreIntensity()
+                    }
                     recorder.removeAll()
                     session.recorder = recorder
                     try session.forward([1])          // one decode step over `length` cached positions
                     decode = min(decode, attentionSeconds())
+                    decodeIntensity = scoreIntensity()
                     session.recorder = nil
                 }
                 best[order] = (prefill, decode)
+                intensity[order] = (prefillIntensity, decodeIntensity)
             }
-            if length > 1, let n = best[.naive], let a = best[.absorbed] {
-                points.append(Point(phase: .prefill, length: length, naive: n.prefill, absorbed: a.prefill))
+            if length > 1, let n = best[.naive], let a = best[.absorbed], let ni = intensity[.naive], let ai = intensity[.absorbed] {
+                points.append(Point(phase: .prefill, length: length, naive: n.prefill, absorbed: a.prefill,
+                                    naiveScoreIntensity: ni.prefill, absorbedScoreIntensity: ai.prefill))
             }
-            if let n = best[.naive], let a = best[.absorbed] {
-                points.append(Point(phase: .decode, length: length + 1, naive: n.decode, absorbed: a.decode))
+            if let n = best[.naive], let a = best[.absorbed], let ni = intensity[.naive], let ai = intensity[.absorbed] {
+                points.append(Point(phase: .decode, length: length + 1, naive: n.decode, absorbed: a.decode,
+                                    naiveScoreIntensity: ni.decode, absorbedScoreIntensity: ai.decode))
             }
         }
         return AttentionAdvice(points: points)

@@ -31,6 +31,30 @@ public struct OpRow: Codable, Sendable, Equatable {
         case roofFraction = "roof_fraction"
     }
 
+    /// Writes every key, with `layer` and `expert` as explicit nulls when absent. The synthesized
+    /// encoder would omit them (`encodeIfPresent`), so rows outside the layers had fewer keys than
+    /// the documented schema and than the CSV columns. Decoding stays synthesized: it accepts a
+    /// null and a missing key alike.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(layer, forKey: .layer)
+        try c.encode(expert, forKey: .expert)
+        try c.encode(part, forKey: .part)
+        try c.encode(phase, forKey: .phase)
+        try c.encode(flops, forKey: .flops)
+        try c.encode(bytesRead, forKey: .bytesRead)
+        try c.encode(weightBytes, forKey: .weightBytes)
+        try c.encode(activationBytes, forKey: .activationBytes)
+        try c.encode(cacheBytes, forKey: .cacheBytes)
+        try c.encode(bytesWritten, forKey: .bytesWritten)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(intensity, forKey: .intensity)
+        try c.encode(bound, forKey: .bound)
+        try c.encode(roofFraction, forKey: .roofFraction)
+    }
+
     /// Column order for CSV.
     public static let columns = ["name", "kind", "layer", "expert", "part", "phase", "flops", "bytes_read",
                                  "weight_bytes", "activation_bytes", "cache_bytes", "bytes_written", "seconds",

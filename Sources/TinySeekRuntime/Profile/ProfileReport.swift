@@ -29,11 +29,29 @@ public struct ProfileReport: Sendable {
     public let roofline: Roofline
     /// New tokens processed per phase (prompt tokens for prefill, generated steps for decode).
     public let tokens: [Phase: Int]
+    /// Tokens per expert per MoE layer and step, when the run counted them.
+    public let expertLoad: [ExpertLoadRecorder.Step]
 
-    public init(records: [OpRecord], roofline: Roofline, tokens: [Phase: Int]) {
+    public init(records: [OpRecord], roofline: Roofline, tokens: [Phase: Int], expertLoad: [ExpertLoadRecorder.Step] = []) {
         self.records = records
         self.roofline = roofline
         self.tokens = tokens
+        self.expertLoad = expertLoad
+    }
+
+    /// Tokens routed to each expert over the whole run, as CSV rows `layer,expert,count`.
+    public func expertCountsCSV() -> String {
+        var sums: [Int: [Int]] = [:]
+        for s in expertLoad {
+            var row = sums[s.layer] ?? Array(repeating: 0, count: s.counts.count)
+            for (i, n) in s.counts.enumerated() { row[i] += n }
+            sums[s.layer] = row
+        }
+        var out = "layer,expert,count\n"
+        for layer in sums.keys.sorted() {
+            for (e, n) in (sums[layer] ?? []).enumerated() { out += "\(layer),\(e),\(n)\n" }
+        }
+        return out
     }
 
     public var phases: [Phase] { [.prefill, .decode].filter { p in records.contains { $0.phase == p } } }
@@ -93,14 +111,15 @@ public struct ProfileReport: Sendable {
             let layerTime = parts.reduce(0) { $0 + $1.1.seconds }
             guard let (part, agg) = parts.max(by: { $0.1.seconds < $1.1.seconds }) else { return (layer, "no ops") }
             let share = layerTime > 0 ? agg.seconds / layerTime : 0
-            return (layer, Self.verdict(part.title, agg, share: share, roofline: roofline))
+            return (layer, Self.verdict(part.title, agg, share: share, of: layer == nil ? "time outside layers" : "layer time",
+                                        roofline: roofline))
         }
     }
 
-    static func verdict(_ title: String, _ a: Aggregate, share: Double, roofline: Roofline) -> String {
+    static func verdict(_ title: String, _ a: Aggregate, share: Double, of whole: String, roofline: Roofline) -> String {
         let bound = a.bound(roofline)
         let roofName = bound == .memory ? "bandwidth" : "compute"
-        return "\(title) (\(Format.percent(share)) of layer time): \(bound.rawValue)-bound, intensity "
+        return "\(title) (\(Format.percent(share)) of \(whole)): \(bound.rawValue)-bound, intensity "
             + "\(Format.number(a.intensity)) FLOP/B, \(Format.percent(a.roofFraction(roofline))) of \(roofName) roof"
     }
 }

@@ -51,8 +51,9 @@ public enum Profiler {
         try session.forward(prompt)
         session.reset()
 
-        let recorder = OpRecorder()
+        let recorder = OpRecorder(), load = ExpertLoadRecorder()
         session.recorder = recorder
+        session.expertLoad = load
         progress("prefill: \(o.promptTokens) tokens")
         var logits = try session.forward(prompt)
         for step in 0..<o.decodeTokens {
@@ -61,7 +62,7 @@ public enum Profiler {
             logits = try session.forward(token: next)
         }
         return ProfileReport(records: recorder.records, roofline: roofline,
-                             tokens: [.prefill: o.promptTokens, .decode: o.decodeTokens])
+                             tokens: [.prefill: o.promptTokens, .decode: o.decodeTokens], expertLoad: load.steps)
     }
 
     /// The cost of recording, measured: median decode-step time with the recorder on over off.
