@@ -3,7 +3,7 @@ import Testing
 @testable import TinySeekRuntime
 
 /// `tinyseek bench` end to end on a toy model with tiny tests: the report has the JSON
-/// shape and consistent numbers. Nothing here times anything against a bound (speed claims come
+/// shape and consistent numbers, batched decode included. Nothing here times anything against a bound (speed claims come
 /// from running the benchmark itself).
 @Suite struct BenchmarkTests {
     static let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -39,11 +39,14 @@ import Testing
         #expect(report.model.parameters > report.model.activeParameters)
     }
 
-    @Test func batchedDecodeIsAClearNotImplementedError() {
+    /// `--batch 1,2`: a tgN@B result for B sequences decoded together, with the same fields.
+    @Test func batchedDecodeAddsTgAtB() throws {
         var o = Self.options
-        o.batchSizes = [1, 4, 16]
-        #expect(throws: BenchmarkError.batchedDecodeNotImplemented(batchSizes: [4, 16])) {
-            try Benchmark.run(modelDirectory: Self.model, options: o)
-        }
+        o.promptTokens = 0
+        o.batchSizes = [1, 2]
+        let report = try Benchmark.run(modelDirectory: Self.model, options: o)
+        #expect(report.results.map(\.test) == ["tg4", "tg4@2"])
+        #expect(report.results.allSatisfy { $0.tokensPerSecond > 0 && $0.rooflineFraction > 0 })
+        #expect(report.results.last?.batch == 2)
     }
 }
