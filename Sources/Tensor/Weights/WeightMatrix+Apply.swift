@@ -11,9 +11,10 @@ extension WeightMatrix {
     ///
     /// - m = 1 (decode): the format's SIMD matvec, split over output rows across the worker pool.
     ///   Bytes: the whole matrix once at `bytesPerElement`; FLOPs 2·rows·cols.
-    /// - m > 1, F32: sgemm (split over output columns across the pool, see `Kernels.gemm`).
-    /// - 2 ≤ m ≤ 16, other formats: each weight widened once in registers for all m rows
-    ///   (`WeightKernels.smallBatch`: batched decode stays near the matvec's memory speed).
+    /// - 2 ≤ m ≤ 16, any format: each weight read (and widened) once in registers for all m rows
+    ///   (`WeightKernels.smallBatch`: batched decode, and experts with a few tokens each, stay
+    ///   near the matvec's memory speed instead of paying sgemm's packing per tiny call).
+    /// - m > 16, F32: sgemm (split over output columns across the pool, see `Kernels.gemm`).
     /// - m > 16, other formats: panels of rows are decoded into a per-lane float32 tile that stays
     ///   in L2, and each tile goes through sgemm. Decoding costs ~1 op per weight against 2·m FLOPs
     ///   per weight of the product, so it disappears once m is large.
@@ -33,16 +34,16 @@ extension WeightMatrix {
             matvec(x, into: y)
             return
         }
-        if case let .f32(p) = storage {
-            Kernels.gemm(m: m, n: rows, k: cols, a: x, lda: ldx, b: p, ldb: cols, transposeB: true, c: y, ldc: ldy)
-            return
-        }
         if m <= WeightKernels.smallBatch {
             // A few rows: widen each weight once in registers for all of them (see SmallBatchKernels).
             let chunks = Swift.max(1, Self.matvecChunks(rows: rows, bytes: byteCount, lanes: WorkerPool.shared.laneCount))
             let per = ((rows + chunks - 1) / chunks + 3) & ~3
             WorkerPool.shared.run(chunks: (rows + per - 1) / per,
                                   SmallBatchRows(w: self, m: m, x: x, ldx: ldx, y: y, ldy: ldy, per: per))
+            return
+        }
+        if case let .f32(p) = storage {
+            Kernels.gemm(m: m, n: rows, k: cols, a: x, lda: ldx, b: p, ldb: cols, transposeB: true, c: y, ldc: ldy)
             return
         }
         // Panels of rows decoded to float32: ~256 KB tiles, a multiple of 16 rows.
