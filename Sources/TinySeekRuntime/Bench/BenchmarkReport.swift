@@ -227,6 +227,17 @@ public struct BenchmarkReport: Codable, Sendable {
                          + String(format: "%7.1f%%", r.rooflineFraction * 100) + " | "
                          + roof.padding(toLength: 43, withPad: " ", startingAt: 0) + " |")
         }
+        let batched = results.filter { $0.kind == .decode }
+        if batched.count > 1 {
+            // Where decode crosses from memory- to compute-bound: the step's FLOP per byte (cost model)
+            // against this run's ridge, sgemm FLOP/s over read bandwidth.
+            let ridge = machine.gemmGFLOPS / max(machine.bandwidthGBps, 1e-9)
+            lines.append("")
+            lines.append(String(format: "decode intensity vs the ridge (%.1f FLOP/B here): ", ridge) + batched.map { r in
+                let intensity = r.flopsPerToken / max(r.bytesPerToken ?? 1, 1)
+                return String(format: "B=%d %.2f FLOP/B %@", r.batch, intensity, (intensity < ridge ? "memory-bound" : "compute-bound") as NSString)
+            }.joined(separator: ", "))
+        }
         lines.append("")
         lines.append(String(format: "cold     load %.3f s, first token %.3f s (%d-token prompt, pages faulted as needed); "
                             + "touching all weight pages %.3f s", coldStart.loadSeconds, coldStart.firstTokenSeconds,
