@@ -148,42 +148,53 @@ enum WeightKernels {
     /// q̃ = W_UK,hᵀ·q_nope reads one head's rows of kv_b_proj this way, in their stored format.
     static func matvecTransposed(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         let cols = w.cols
-        y.update(repeating: 0, count: cols)
         switch w.storage {
-        case let .f32(p): for j in 0..<w.rows { axpy(F32Lanes.self, p + j * cols, x[j], y, cols) }
-        case let .bf16(p): for j in 0..<w.rows { axpy(BF16Lanes.self, p + j * cols, x[j], y, cols) }
-        case let .f16(p): for j in 0..<w.rows { axpy(F16Lanes.self, p + j * cols, x[j], y, cols) }
+        case let .f32(p): matvecTransposed(FloatRows<F32Lanes>(w: p, cols: cols), rows: w.rows, cols: cols, x: x, y: y)
+        case let .bf16(p): matvecTransposed(FloatRows<BF16Lanes>(w: p, cols: cols), rows: w.rows, cols: cols, x: x, y: y)
+        case let .f16(p): matvecTransposed(FloatRows<F16Lanes>(w: p, cols: cols), rows: w.rows, cols: cols, x: x, y: y)
         case let .q8_0(v, s):
-            let blocks = Q8_0.blocks(cols)
-            for j in 0..<w.rows {
-                for b in 0..<blocks {
-                    let lo = b * Q8_0.blockSize, hi = min(lo + Q8_0.blockSize, cols)
-                    let a = x[j] * half(s[j * blocks + b])
-                    var k = lo
-                    let va = V8(repeating: a)
-                    while k + 8 <= hi {
-                        var acc = load8(y + k)
-                        acc.addProduct(int8x8(v + j * cols + k), va)
-                        store8(acc, y + k)
-                        k += 8
-                    }
-                    while k < hi { y[k] += a * Float(v[j * cols + k]); k += 1 }
-                }
-            }
+            matvecTransposed(Q8Rows(values: v, scales: s, cols: cols, blocks: Q8_0.blocks(cols)), rows: w.rows, cols: cols, x: x, y: y)
         }
     }
 
+    /// Four rows a pass: y[k..k+8] is loaded and stored once per four rows (not once per row),
+    /// which was the cost of a row-at-a-time axpy; the sum still runs over rows in order.
     @inline(__always)
-    static func axpy<L: Lanes>(_: L.Type, _ w: UnsafePointer<L.Element>, _ a: Float, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        let va = V8(repeating: a)
-        var k = 0
-        while k + 8 <= n {
-            var acc = load8(y + k)
-            acc.addProduct(L.decode8(w + k), va)
-            store8(acc, y + k)
-            k += 8
+    static func matvecTransposed<D: RowDecoder>(_ d: D, rows: Int, cols: Int, x: UnsafePointer<Float>,
+                                                y: UnsafeMutablePointer<Float>) {
+        y.update(repeating: 0, count: cols)
+        var j = 0
+        while j + 4 <= rows {
+            let a0 = V8(repeating: x[j]), a1 = V8(repeating: x[j + 1])
+            let a2 = V8(repeating: x[j + 2]), a3 = V8(repeating: x[j + 3])
+            var k = 0
+            while k + 8 <= cols {
+                var acc = load8(y + k)
+                acc.addProduct(d.decode8(j, k), a0)
+                acc.addProduct(d.decode8(j + 1, k), a1)
+                acc.addProduct(d.decode8(j + 2, k), a2)
+                acc.addProduct(d.decode8(j + 3, k), a3)
+                store8(acc, y + k)
+                k += 8
+            }
+            while k < cols {
+                for r in j..<(j + 4) { y[k] += x[r] * d.scalar(r, k) }
+                k += 1
+            }
+            j += 4
         }
-        while k < n { y[k] += a * L.scalar(w[k]); k += 1 }
+        while j < rows {
+            let a = V8(repeating: x[j])
+            var k = 0
+            while k + 8 <= cols {
+                var acc = load8(y + k)
+                acc.addProduct(d.decode8(j, k), a)
+                store8(acc, y + k)
+                k += 8
+            }
+            while k < cols { y[k] += x[j] * d.scalar(j, k); k += 1 }
+            j += 1
+        }
     }
 
     // MARK: Decoding rows to float32 (tiles for sgemm)
