@@ -46,22 +46,8 @@ extension OpRow {
     /// The analyser's row: the profiler's schema with `seconds` the roofline time (so
     /// `roof_fraction` is 1 by construction).
     public init(op: ModelledOp, roofline: Roofline) {
-        let seconds = roofline.minimumSeconds(op.cost)
-        name = op.name
-        kind = op.kind.rawValue
-        layer = op.layer
-        expert = op.expert
-        part = op.part.rawValue
-        phase = op.phase.rawValue
-        flops = op.cost.flops
-        bytesRead = op.cost.bytesRead
-        weightBytes = op.cost.weightBytes
-        activationBytes = op.cost.activationBytes
-        cacheBytes = op.cost.cacheBytes
-        bytesWritten = op.cost.bytesWritten
-        self.seconds = seconds
-        intensity = op.cost.intensity
-        bound = roofline.bound(intensity: op.cost.intensity).rawValue
-        roofFraction = seconds > 0 ? 1 : 0
+        self.init(record: OpRecord(name: op.name, layer: op.layer, expert: op.expert, phase: op.phase, kind: op.kind,
+                                   cost: op.cost, seconds: roofline.minimumSeconds(op.cost)),
+                  roofline: roofline)
     }
 }
