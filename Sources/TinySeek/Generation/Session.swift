@@ -16,11 +16,15 @@ public final class Session {
     public private(set) var tokens: [Int] = []
     /// The one-token batch `forward(token:)` reuses, so a decode step builds no array.
     private var single = [0]
+    /// The one-entry batch every step reuses (its tokens are released after the step, so the
+    /// next `single[0] = token` does not copy).
+    private var entry: [(tokens: [Int], cache: LatentCache)]
 
     init(model: Model, capacity: Int) {
         self.model = model
         self.cache = LatentCache(config: model.config, capacity: max(1, min(capacity, model.config.maxPositionEmbeddings)))
         self.executor = BatchExecutor(model: model)
+        self.entry = [([], cache)]
         tokens.reserveCapacity(cache.capacity)
     }
 
@@ -50,7 +54,9 @@ public final class Session {
     /// The tensor is a view into the session's buffers, valid until the next call.
     @discardableResult
     public func forward(_ newTokens: [Int], allLogits: Bool = false) throws(ModelError) -> Tensor {
-        let logits = try executor.step([(newTokens, cache)], allLogits: allLogits)
+        entry[0].tokens = newTokens
+        defer { entry[0].tokens = [] }
+        let logits = try executor.step(entry, allLogits: allLogits)
         tokens.append(contentsOf: newTokens)
         return logits
     }

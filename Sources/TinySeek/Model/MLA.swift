@@ -60,7 +60,7 @@ struct MLA {
     /// out[N, hidden] = o_proj(attention(xn)) for the N rows of `sequences`, appending each row's
     /// latent to its sequence's cache first (each token attends to itself). `cos`/`sin` hold the
     /// rotary angles of every row's position, (N, dr/2).
-    func forward(_ xn: UnsafePointer<Float>, rows N: Int, sequences: [SequenceSlice], order: AttentionOrder,
+    func forward(_ xn: UnsafePointer<Float>, rows N: Int, sequences: [SequenceSlice], absorbedRuns: [Range<Int>], order: AttentionOrder,
                  rope: RotaryEmbedding, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
                  workspace ws: Workspace, recorder rec: OpRecorder?, out: UnsafeMutablePointer<Float>) {
         let c = config, l = layer
@@ -119,7 +119,6 @@ struct MLA {
         let attnOut = ws.pointer(.attnOut, N * H * dv)
         // Absorbed sequences share q_absorb and v_absorb: they are per-row weight products, so each
         // contiguous run of absorbed rows (all N rows in a decode batch) reads W_UK and W_UV once.
-        let absorbedRuns = Self.runs(of: sequences.filter { order.resolved(tokens: $0.count) == .absorbed })
         let qLat = ws.pointer(.qLatent, N * H * r)      // (N·H, r), rows (t, h)
         let ctx = ws.pointer(.context, N * H * r)        // (N, H, r)
         for run in absorbedRuns { absorbQuery(rows: run, q: q, into: qLat, workspace: ws, recorder: rec) }
@@ -183,17 +182,17 @@ struct MLA {
         }
     }
 
-    /// Maximal runs of consecutive batch rows covered by `sequences` (given in row order).
-    static func runs(of sequences: [SequenceSlice]) -> [Range<Int>] {
-        var out: [Range<Int>] = []
-        for s in sequences {
+    /// Maximal runs of consecutive batch rows of the `sequences` (in row order) that take the
+    /// absorbed order, written into `out` (cleared first, capacity kept).
+    static func absorbedRuns(of sequences: [SequenceSlice], order: AttentionOrder, into out: inout [Range<Int>]) {
+        out.removeAll(keepingCapacity: true)
+        for s in sequences where order.resolved(tokens: s.count) == .absorbed {
             if let last = out.last, last.upperBound == s.row {
                 out[out.count - 1] = last.lowerBound..<(s.row + s.count)
             } else {
                 out.append(s.row..<(s.row + s.count))
             }
         }
-        return out
     }
 
     /// q̃_h = W_UK,hᵀ q_nope,h for every head of `rows`: W_UK folded into the query.

@@ -84,13 +84,14 @@ public final class Model: @unchecked Sendable {
         var moeConfig = c
         if let k = options.expertsPerToken { moeConfig.numExpertsPerTok = k }
 
-        var sequences: [SequenceSlice] = []
-        sequences.reserveCapacity(batch.count)
+        ws.slices.removeAll(keepingCapacity: true)
         var N = 0
         for entry in batch {
-            sequences.append(SequenceSlice(row: N, count: entry.tokens.count, start: entry.cache.count, cache: entry.cache))
+            ws.slices.append(SequenceSlice(row: N, count: entry.tokens.count, start: entry.cache.count, cache: entry.cache))
             N += entry.tokens.count
         }
+        MLA.absorbedRuns(of: ws.slices, order: options.attention, into: &ws.absorbedRuns)
+        let sequences = ws.slices, absorbedRuns = ws.absorbedRuns
 
         let x = ws.pointer(.x, N * d), xn = ws.pointer(.normed, N * d), delta = ws.pointer(.residual, N * d)
         rec.op("embedding", layer: nil, kind: .elementwise,
@@ -113,7 +114,7 @@ public final class Model: @unchecked Sendable {
                 for t in 0..<N { Kernels.rmsNorm(x + t * d, weight: layer.inputNorm.pointer, eps: c.eps, count: d, out: xn + t * d) }
             }
             MLA(config: c, weights: layer.attention, layer: l)
-                .forward(xn, rows: N, sequences: sequences, order: options.attention, rope: rope,
+                .forward(xn, rows: N, sequences: sequences, absorbedRuns: absorbedRuns, order: options.attention, rope: rope,
                          cos: cos, sin: sin, workspace: ws, recorder: rec, out: delta)
             rec.op("attn_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: N * d)) {
                 Kernels.add(x, delta, count: N * d, out: x)

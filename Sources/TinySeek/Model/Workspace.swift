@@ -27,6 +27,10 @@ public final class Workspace: @unchecked Sendable {
     private var views: [Tensor?]
     /// Independent batch-1 products of one step run as one parallel job (experts, heads).
     public let matvecs = MatvecBatch()
+    /// The step's sequences and the runs of rows that take the absorbed MLA order, rebuilt each
+    /// step in place (capacity kept), so planning a decode step allocates nothing.
+    var slices: [SequenceSlice] = []
+    var absorbedRuns: [Range<Int>] = []
 
     public init() {
         buffers = Slot.allCases.map { _ in TensorStorage(zeros: 0) }
