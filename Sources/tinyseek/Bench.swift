@@ -13,11 +13,14 @@ struct Bench: ParsableCommand {
         steps from an empty context; each is repeated and reported as mean ± standard deviation of \
         tokens/s. Before the timed runs every page of the weights is faulted in (all experts) and \
         one prefill and a few decode steps warm up; load time and the first prompt on cold pages \
-        are reported apart. The roof is measured in the same run: a quick calibration (sgemm \
-        GFLOP/s, read GB/s) before and after the tests, the best of the two counting. Roofline \
-        fraction: pp = FLOPs per token (cost model) × tokens/s ÷ sgemm FLOP/s; tg = bytes per \
-        token streamed from memory (weights touched + latent cache, cost model) × tokens/s ÷ read \
-        bandwidth. Progress goes to stderr. Threads: TINYSEEK_THREADS (default: all cores).
+        are reported apart. The roof is measured in the same seconds as the runs: the best of \
+        three 1024³ sgemms before each pp run, and for tg a 64 MiB slice of a 256 MiB buffer \
+        streamed on the same threads after every decode step (untimed), a run's bandwidth being \
+        all its slices' bytes over their time. Roofline fraction: pp = FLOPs per token (cost \
+        model) × tokens/s ÷ sgemm FLOP/s; tg = bytes per token streamed from memory (weights \
+        touched + latent cache, cost model) × tokens/s ÷ read bandwidth. A calibration before \
+        loading is reported for the record. Progress goes to stderr. Threads: TINYSEEK_THREADS \
+        (default: all cores).
         """)
 
     @Option(name: .long, help: ArgumentHelp("Model folder in Hugging Face layout.", valueName: "dir"))
@@ -38,7 +41,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "MLA order: naive, absorbed, or auto (naive for prefill, absorbed for decode).")
     var attention: AttentionOrder = .auto
 
-    @Flag(name: .long, help: "Calibrate fully (~10 s each, twice) instead of quickly (~1 s each).")
+    @Flag(name: .long, help: "Run the full calibration before loading (~10 s) instead of the quick one (~1 s); it is reported for the record, the fractions use the probes next to the runs.")
     var fullCalibration = false
 
     @Flag(help: "Print one JSON object on stdout instead of the table.")

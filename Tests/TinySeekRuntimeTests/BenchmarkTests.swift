@@ -49,4 +49,23 @@ import Testing
         #expect(report.results.allSatisfy { $0.tokensPerSecond > 0 && $0.rooflineFraction > 0 })
         #expect(report.results.last?.batch == 2)
     }
+
+    /// The decode roof: every slice of the probe's buffer is read in full, round-robin, and a
+    /// window's rate is over the slices since the last one taken.
+    @Test func readProbeStreamsWholeSlicesRoundRobin() {
+        let probe = RooflineProbe()
+        #expect(probe.byteCount >= 256 << 20)
+        let slices = (probe.byteCount + probe.sliceBytes - 1) / probe.sliceBytes
+        var floats = 0
+        for _ in 0..<slices {
+            probe.readSlice()
+            floats += probe.lastSliceCount
+            #expect(probe.checksum == Float(probe.lastSliceCount))
+        }
+        #expect(floats * 4 == probe.byteCount)
+        probe.readSlice()  // wraps around to the first slice
+        #expect(probe.lastSliceCount * 4 == probe.sliceBytes)
+        #expect(probe.takeReadGBps() > 0)
+        #expect(probe.takeReadGBps() == 0)
+    }
 }

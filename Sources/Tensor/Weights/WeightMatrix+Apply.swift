@@ -99,7 +99,7 @@ extension WeightMatrix {
     /// lane whose core is shared with another process take fewer).
     static func matvecChunks(rows: Int, bytes: Double, lanes: Int) -> Int {
         guard lanes > 1, bytes >= 96 * 1024, rows >= 8 else { return 1 }
-        return Swift.max(2, Swift.min(Int(bytes / 65_536), 8 * lanes, rows / 4))
+        return Swift.max(2, Swift.min(Int(bytes / MatvecBatch.pieceBytes), 8 * lanes, rows / 4))
     }
 
     /// y[m, cols] = x[m, rows] · W: the product with W itself (used for W_UK,hᵀ·q in MLA's

@@ -119,12 +119,11 @@ public enum Benchmark {
                 let steps = recorder.records.filter { $0.phase == .decode }
                 let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / Double(o.decodeTokens)
                 let flops = steps.reduce(0) { $0 + $1.cost.flops } / Double(o.decodeTokens)
-                progress("tg\(o.decodeTokens): \(o.repetitions) runs, each between two read probes")
+                progress("tg\(o.decodeTokens): \(o.repetitions) runs, a read probe after every step")
                 var rates: [Double] = []
                 for _ in 0..<o.repetitions {
-                    let before = probe.readGBps()
-                    let seconds = try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
-                    readRoofs.append((before + probe.readGBps()) / 2)
+                    let seconds = try decode(session, prompt: [prompt[0]], steps: o.decodeTokens, probe: probe)
+                    readRoofs.append(probe.takeReadGBps())
                     rates.append(Double(o.decodeTokens) / seconds)
                 }
                 results.append(BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
@@ -139,12 +138,12 @@ public enum Benchmark {
                 let tokens = Double(b * o.decodeTokens)
                 let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / tokens
                 let flops = steps.reduce(0) { $0 + $1.cost.flops } / tokens
-                progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs, each between two read probes")
+                progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs, a read probe after every step")
                 var rates: [Double] = [], roofs: [Double] = []
                 for _ in 0..<o.repetitions {
-                    let before = probe.readGBps()
-                    let seconds = try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt, steps: o.decodeTokens)
-                    roofs.append((before + probe.readGBps()) / 2)
+                    let seconds = try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt,
+                                                    steps: o.decodeTokens, probe: probe)
+                    roofs.append(probe.takeReadGBps())
                     rates.append(tokens / seconds)
                 }
                 readRoofs += roofs
@@ -178,17 +177,24 @@ public enum Benchmark {
     }
 
     /// Prefills `prompt` on a fresh sequence, then times `steps` greedy decode steps (each feeding
-    /// the argmax of the last logits back). Returns the seconds of the decode steps.
+    /// the argmax of the last logits back). Returns the seconds of the decode steps. With a probe,
+    /// each step is followed by one untimed slice of its read measurement (see `RooflineProbe`).
     @discardableResult
-    static func decode(_ session: Session, prompt: [Int], steps: Int) throws -> Double {
+    static func decode(_ session: Session, prompt: [Int], steps: Int, probe: RooflineProbe? = nil) throws -> Double {
         session.reset()
         var logits = try session.forward(prompt)
+        var seconds = 0.0
         var clock = Stopwatch()
         for _ in 0..<steps {
             let next = Kernels.argmax(UnsafeBufferPointer(logits.buffer)) ?? 0
             logits = try session.forward(token: next)
+            seconds += clock.lap()
+            if let probe {
+                probe.readSlice()
+                _ = clock.lap()
+            }
         }
-        return clock.lap()
+        return seconds
     }
 
     /// Decodes `batch` sequences together for `steps` greedy steps after a one-token prompt each
@@ -196,7 +202,7 @@ public enum Benchmark {
     /// recorder, the steps are recorded (for the cost model's bytes and FLOPs) instead of timed.
     @discardableResult
     static func batchedDecode(_ model: Model, attention: AttentionOrder, batch b: Int, prompt: [Int], steps: Int,
-                              recorder: OpRecorder? = nil) throws -> Double {
+                              recorder: OpRecorder? = nil, probe: RooflineProbe? = nil) throws -> Double {
         let executor = BatchExecutor(model: model)
         executor.options.attention = attention
         let vocab = model.config.vocabSize
@@ -205,14 +211,20 @@ public enum Benchmark {
         executor.recorder = recorder
         recorder?.phase = .decode
         var batch = caches.map { (tokens: [0], cache: $0) }
+        var seconds = 0.0
         var clock = Stopwatch()
         for _ in 0..<steps {
             for i in 0..<b {
                 batch[i].tokens[0] = Kernels.argmax(UnsafeBufferPointer(start: logits.pointer + i * vocab, count: vocab)) ?? 0
             }
             logits = try executor.step(batch)
+            seconds += clock.lap()
+            if let probe {
+                probe.readSlice()
+                _ = clock.lap()
+            }
         }
-        return clock.lap()
+        return seconds
     }
 
     /// The distinct formats of the linear weights, most common first, e.g. "bf16" or "q8_0 + f32".

@@ -205,8 +205,8 @@ public struct BenchmarkReport: Codable, Sendable {
             "model    \(m.path) (\(m.modelType), \(Format.si(Double(m.parameters))) params, "
                 + "\(Format.si(Double(m.activeParameters))) active per token), weights \(m.weightFormats), "
                 + "file \(Format.si(Double(m.fileBytes), unit: "B"))",
-            String(format: "machine  sgemm %.1f GFLOP/s, read %.1f GB/s (means of the probes next to the runs; "
-                   + "calibration before loading: %.1f GFLOP/s, %.1f GB/s); %d lanes",
+            String(format: "machine  sgemm %.1f GFLOP/s (best of 3 before each pp run), read %.1f GB/s (streamed between decode steps); "
+                   + "calibration before loading: %.1f GFLOP/s, %.1f GB/s; %d lanes",
                    machine.gemmGFLOPS, machine.bandwidthGBps, machine.calibration.gemmGFLOPS,
                    machine.calibration.bandwidthGBps, machine.lanes),
             "",

@@ -1,52 +1,82 @@
 import Foundation
 import Tensor
 
-/// Short measurements of the roof, taken right next to each timed repetition.
+/// Measurements of the roof taken in the same seconds as the timed runs.
 ///
-/// On a shared machine the bandwidth other tenants leave over changes within seconds (this one
-/// has measured anywhere from 25 to 65 GB/s minutes apart), so a roof measured once, before or
-/// after the tests, says little about the conditions a given repetition ran in. Each tg
-/// repetition is bracketed by two read measurements and each pp repetition preceded by an sgemm
-/// one; the repetition's roofline fraction uses those. The measurements are the calibration's own
-/// (`Calibration.streamSum` over all cores, `Kernels.gemm` of a 1024³ product), made quick: a
-/// few milliseconds each.
+/// On a shared machine the bandwidth other tenants leave over changes from one second to the
+/// next (this one has measured anywhere from 25 to 65 GB/s minutes apart), so a roof measured
+/// once, before or after the tests, says little about the conditions a given run saw. So:
+///
+/// - **Read bandwidth (the decode roof)** is streamed *between decode steps*: after every step
+///   the probe sums the next 64 MiB slice of its buffer, on the engine's own worker lanes (no
+///   other threads competing with them), and a run's roof is the bytes of all its slices over
+///   their total time, the same kind of mean as its tokens/s. The buffer, max(256 MiB, 8 × the
+///   last-level cache), is read round-robin, so a slice is not in cache when its turn comes
+///   again (a back-to-back best-of-three over a 4 × LLC buffer, as this probe did first, read
+///   40–50 GB/s here while sustained streaming managed 31–34: part of the buffer stayed in L3).
+/// - **sgemm (the prefill roof)** is the best of three 1024³ products through `Kernels.gemm`
+///   just before each pp run.
 final class RooflineProbe {
-    /// Streamed by the read probe: 4 × the last-level cache (at least 64 MiB), as `.quick` does.
+    /// Streamed round-robin, `sliceBytes` at a time.
     private let buffer: Tensor
-    private let threads = ProcessInfo.processInfo.activeProcessorCount
+    private let sliceFloats = 16 << 20
+    /// One cache line per chunk for the partial sums (no false sharing); read by `checksum`.
     private let partials: Tensor
+    private var nextSlice = 0
+    /// Floats in the slice read last.
+    private(set) var lastSliceCount = 0
+    private var window = (bytes: 0.0, seconds: 0.0)
 
     init() {
-        let bytes = max(64 << 20, 4 * (Calibration.lastLevelCacheBytes ?? 0))
+        let bytes = max(256 << 20, 8 * (Calibration.lastLevelCacheBytes ?? 0))
         buffer = Tensor(zeros: [bytes / 4])
-        let b = buffer
-        Calibration.parallel(threads: threads, count: b.count) { range, _ in
-            (b.pointer + range.lowerBound).update(repeating: 1, count: range.count)
-        }
-        partials = Tensor(zeros: [threads * 16])
+        // Written once so every page is backed by its own memory (an untouched page reads as the
+        // kernel's shared zero page, from cache).
+        buffer.pointer.update(repeating: 1, count: buffer.count)
+        partials = Tensor(zeros: [16 * 16])
     }
 
     /// Bytes held by the probe (not part of the engine's memory).
     var byteCount: Int { buffer.count * 4 }
+    var sliceBytes: Int { min(sliceFloats, buffer.count) * 4 }
 
-    /// Read bandwidth, GB/s: the best of `runs` passes of `Calibration.streamSum` over the buffer,
-    /// split across all cores.
-    func readGBps(runs: Int = 3) -> Double {
-        let b = buffer, p = partials
-        var best = Double.infinity
-        for _ in 0..<runs {
-            var clock = Stopwatch()
-            Calibration.parallel(threads: threads, count: b.count) { range, t in
-                p.pointer[t * 16] = Calibration.streamSum(b.pointer, range)
-            }
-            best = min(best, clock.lap())
-        }
-        return Double(byteCount) / best / 1e9
+    /// Streams the next slice of the buffer across the worker lanes and adds it to the window.
+    func readSlice() {
+        let start = nextSlice * sliceFloats
+        let count = min(sliceFloats, buffer.count - start)
+        nextSlice = start + count >= buffer.count ? 0 : nextSlice + 1
+        lastSliceCount = count
+        // 16 chunks a slice, claimed dynamically like the engine's matvec pieces.
+        let task = SumChunks(base: buffer.pointer + start, count: count, chunks: 16, partials: partials.pointer)
+        var clock = Stopwatch()
+        WorkerPool.shared.run(chunks: task.chunks, task)
+        let t = clock.lap()
+        window.seconds += t
+        window.bytes += Double(count * 4)
     }
+
+    /// GB/s over the slices read since the last call (0 if none), and starts a new window.
+    func takeReadGBps() -> Double {
+        defer { window = (0, 0) }
+        return window.seconds > 0 ? window.bytes / window.seconds / 1e9 : 0
+    }
+
+    /// Σ of the last slice (every element is 1, so it equals `lastSliceCount` when all was read).
+    var checksum: Float { (0..<16).reduce(0) { $0 + partials.pointer[$1 * 16] } }
 
     /// sgemm GFLOP/s: the best of `runs` 1024³ products through `Kernels.gemm`.
     func gemmGFLOPS(runs: Int = 3) -> Double {
         let options = CalibrationOptions(gemmSize: 1024, bufferBytes: 4, repetitions: runs, minimumSeconds: 0)
         return Calibration.measureGEMM(n: 1024, options: options) { _ in }
+    }
+
+    /// Chunk c sums its 1/chunks of the slice with the calibration's read kernel.
+    private struct SumChunks: PoolTask {
+        let base: UnsafePointer<Float>, count: Int, chunks: Int, partials: UnsafeMutablePointer<Float>
+        func callAsFunction(_ c: Int, _ scratch: Scratch) {
+            let per = (count / chunks) & ~15
+            let range = c * per ..< (c == chunks - 1 ? count : (c + 1) * per)
+            partials[c * 16] = Calibration.streamSum(base, range)
+        }
     }
 }
