@@ -208,18 +208,22 @@ final class PoolCore: @unchecked Sendable {
 
     /// Claims and runs chunks of job `id` until none are left (or the job is over): the front of
     /// this lane's own range first, then the backs of the others'.
+    ///
+    /// The lane reports its chunks done once, at the end: `completed` is the one cache line all
+    /// lanes write, and an atomic add per 64 KB piece had it bouncing between the cores.
     private func work(job id: Int, lane: Int) {
-        while let chunk = claimFront(job: id, range: lane) { runChunk(chunk, lane: lane) }
+        var done = 0
+        while let chunk = claimFront(job: id, range: lane) { runChunk(chunk, lane: lane); done += 1 }
         for step in 1..<laneCount {
             let r = (lane + step) % laneCount
-            while let chunk = claimBack(job: id, range: r) { runChunk(chunk, lane: lane) }
+            while let chunk = claimBack(job: id, range: r) { runChunk(chunk, lane: lane); done += 1 }
         }
+        if done > 0 { completed.add(done, ordering: .releasing) }
     }
 
     @inline(__always)
     private func runChunk(_ chunk: Int, lane: Int) {
         if let task, let invoke { invoke(task, chunk, scratch[lane]) }
-        completed.add(1, ordering: .releasing)
     }
 
     /// The next chunk at the front of `range` (next += 1), or nil when it is empty or the job over.
