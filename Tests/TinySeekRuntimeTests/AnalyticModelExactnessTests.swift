@@ -50,15 +50,15 @@ struct AnalyticModelExactnessTests {
             #expect(model.config.numAttentionHeads * contexts[step] * contexts[step] < 1 << 22)
             let scenario = Scenario(batch: 1, context: contexts[step], phase: phase, dtype: .fp32, attention: order,
                                     routing: .observed(observedCounts(records, config: model.config)))
-            // Per-expert ops are compared as a set per layer: a decode token runs its k experts as
-            // parallel jobs (all gate_up, then all down) in the router's slot order, while the model
-            // lists them expert by expert. Everything else must match in order.
-            func key(_ name: String, _ layer: Int?, _ expert: Int?) -> String { "\(layer ?? -1) \(name) \(expert ?? -1)" }
+            // Ops are compared as a set per layer, sorted by (layer, name, expert): a decode token
+            // runs independent matvecs as one parallel job (q_a with kv_a; the router with the shared
+            // gate/up; the k experts' gate/up with the shared down; then the k downs), in the router's
+            // slot order, while the model lists them one by one, expert by expert.
+            func key(_ name: String, _ layer: Int?, _ expert: Int?) -> String {
+                String(format: "%03d ", layer ?? -1) + name + String(format: " %03d", expert ?? -1)
+            }
             func inOrder<T>(_ xs: [T], name: (T) -> String, layer: (T) -> Int?, expert: (T) -> Int?) -> [T] {
-                let plain = xs.filter { !name($0).hasPrefix("expert_") }
-                let experts = xs.filter { name($0).hasPrefix("expert_") }
-                    .sorted { key(name($0), layer($0), expert($0)) < key(name($1), layer($1), expert($1)) }
-                return plain + experts
+                xs.sorted { key(name($0), layer($0), expert($0)) < key(name($1), layer($1), expert($1)) }
             }
             let ops = inOrder(try AnalyticModel(spec: spec, scenario: scenario).ops(), name: \.name, layer: \.layer, expert: \.expert)
             let recorded = inOrder(records, name: \.name, layer: \.layer, expert: \.expert)

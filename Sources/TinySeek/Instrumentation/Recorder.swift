@@ -52,7 +52,41 @@ public final class OpRecorder: @unchecked Sendable {
         return result
     }
 
+    /// Runs `body`, one parallel job doing the work of several different ops (e.g. a decode
+    /// step's q_a_proj and kv_a_proj, which read the same input), and records one op per part,
+    /// the time shared out by bytes as in `split`.
+    public func fused<R>(layer: Int?, parts: [OpPart], _ body: () throws -> R) rethrows -> R {
+        let t0 = Self.now()
+        let result = try body()
+        let t1 = Self.now()
+        let totalBytes = parts.reduce(0) { $0 + $1.cost.bytes }
+        let seconds = Double(t1 - t0) * 1e-9
+        var start = Double(t0 - origin) * 1e-9
+        for part in parts {
+            let share = totalBytes > 0 ? seconds * part.cost.bytes / totalBytes : seconds / Double(parts.count)
+            records.append(OpRecord(name: part.name, layer: layer, expert: part.expert, phase: phase, kind: part.kind,
+                                    cost: part.cost, seconds: share, start: start))
+            start += share
+        }
+        return result
+    }
+
     public func removeAll() { records.removeAll(keepingCapacity: true) }
+}
+
+/// One op's share of a fused job (see `OpRecorder.fused`).
+public struct OpPart: Sendable {
+    public var name: String
+    public var kind: OpKind
+    public var expert: Int?
+    public var cost: OpCost
+
+    public init(_ name: String, kind: OpKind, expert: Int? = nil, cost: OpCost) {
+        self.name = name
+        self.kind = kind
+        self.expert = expert
+        self.cost = cost
+    }
 }
 
 extension Optional where Wrapped == OpRecorder {
@@ -63,6 +97,16 @@ extension Optional where Wrapped == OpRecorder {
         switch self {
         case .none: return try body()
         case let .some(recorder): return try recorder.op(name, layer: layer, expert: expert, kind: kind, cost: cost, body)
+        }
+    }
+
+    /// `OpRecorder.fused` when a recorder is attached (`parts` is only evaluated then), else
+    /// just runs `body`.
+    @inline(__always)
+    public func fused<R>(layer: Int?, parts: () -> [OpPart], _ body: () throws -> R) rethrows -> R {
+        switch self {
+        case .none: return try body()
+        case let .some(recorder): return try recorder.fused(layer: layer, parts: parts(), body)
         }
     }
 

@@ -70,10 +70,29 @@ struct MLA {
 
         // Query: low-rank (q_a -> norm -> q_b) or direct q_proj.          q: (N, H·(dn+dr))
         let q = ws.pointer(.q, N * H * dqk)
+        // Compressed KV: [c (r) | k_pe (dr)] per token.                    kvA: (N, r + dr)
+        let kvA = ws.pointer(.kvA, N * (r + dr))
+        var kvADone = false
         if let qA = weights.qA, let qANorm = weights.qANorm, let qB = weights.qB {
             let qa = ws.pointer(.qA, N * qA.outFeatures)
-            rec.op("q_a_proj", layer: l, kind: qA.kind(tokens: N), cost: qA.cost(tokens: N)) {
-                qA.apply(xn, rows: N, into: qa)
+            if N == 1 {
+                // One row: q_a_proj and kv_a_proj read the same xn, so one parallel job streams both.
+                let kv = weights.kvA
+                rec.fused(layer: l, parts: { [OpPart("q_a_proj", kind: .gemv, cost: qA.cost(tokens: 1)),
+                                              OpPart("kv_a_proj", kind: .gemv, cost: kv.cost(tokens: 1))] }) {
+                    let batch = ws.matvecs
+                    batch.removeAll()
+                    batch.append(qA.weight, x: xn, y: qa)
+                    batch.append(kv.weight, x: xn, y: kvA)
+                    batch.run()
+                    qA.addBias(to: qa, rows: 1)
+                    kv.addBias(to: kvA, rows: 1)
+                }
+                kvADone = true
+            } else {
+                rec.op("q_a_proj", layer: l, kind: qA.kind(tokens: N), cost: qA.cost(tokens: N)) {
+                    qA.apply(xn, rows: N, into: qa)
+                }
             }
             rec.op("q_a_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: qA.outFeatures)) {
                 for t in 0..<N {
@@ -90,10 +109,10 @@ struct MLA {
             }
         }
 
-        // Compressed KV: [c (r) | k_pe (dr)] per token.                    kvA: (N, r + dr)
-        let kvA = ws.pointer(.kvA, N * (r + dr))
-        rec.op("kv_a_proj", layer: l, kind: weights.kvA.kind(tokens: N), cost: weights.kvA.cost(tokens: N)) {
-            weights.kvA.apply(xn, rows: N, into: kvA)
+        if !kvADone {
+            rec.op("kv_a_proj", layer: l, kind: weights.kvA.kind(tokens: N), cost: weights.kvA.cost(tokens: N)) {
+                weights.kvA.apply(xn, rows: N, into: kvA)
+            }
         }
         // The latent cache stores the normed latent and the rotated shared key, nothing else.
         rec.op("kv_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: r)) {

@@ -21,6 +21,10 @@ struct MoE {
     func forward(_ xn: UnsafePointer<Float>, tokens T: Int, execution: ExpertExecution,
                  routes: inout Routes, workspace ws: Workspace, recorder rec: OpRecorder?,
                  expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>) {
+        if execution == .grouped && T == 1 {
+            forwardOneToken(xn, routes: &routes, workspace: ws, recorder: rec, expertLoad: expertLoad, out: out)
+            return
+        }
         let c = config, l = layer, d = c.hiddenSize
         let e = c.routedExperts, k = c.expertsPerToken
         let logits = ws.pointer(.routerLogits, T * e + 2 * e)
@@ -37,8 +41,6 @@ struct MoE {
 
         out.update(repeating: 0, count: T * d)
         switch execution {
-        case .grouped where T == 1:
-            forwardOneToken(xn, routes: routes, workspace: ws, recorder: rec, out: out)
         case .grouped:
             routes.group(experts: e)
             for x in 0..<e {
@@ -81,45 +83,93 @@ struct MoE {
         }
     }
 
-    /// Decode: the k selected experts of one token as two parallel jobs, all their gate and up
-    /// matvecs in one `MatvecBatch`, then all their down matvecs in another, so a layer's routed
-    /// experts stream k·3 matrices with two hand-offs instead of 3k. Each job's time is recorded
-    /// per expert (shared out by bytes), so profiles keep one record per expert as in `grouped`.
-    private func forwardOneToken(_ xn: UnsafePointer<Float>, routes: Routes, workspace ws: Workspace,
-                                 recorder rec: OpRecorder?, out: UnsafeMutablePointer<Float>) {
-        let c = config, l = layer, d = c.hiddenSize, k = routes.experts.count
-        guard k > 0 else { return }
-        let inter = weights.experts[Int(routes.experts[0])].intermediateSize
-        let g = ws.pointer(.gate, k * inter), u = ws.pointer(.up, k * inter), y = ws.pointer(.expertOut, k * d)
+    /// Decode: one token's MoE as three parallel jobs, each a `MatvecBatch` of matvecs that do
+    /// not depend on each other, so the layer's weights stream with three hand-offs to the worker
+    /// lanes instead of one per matrix:
+    ///   1. the router logits and the shared experts' gate and up (all read xn);
+    ///   2. the k routed experts' gate and up, with the shared experts' down;
+    ///   3. the k routed experts' down.
+    /// Route selection and the activations run between them. Each job's time is recorded per op
+    /// and per expert (shared out by bytes), so profiles keep one record per expert as in `grouped`.
+    /// The sums are formed in the same order as the T > 1 path: routed experts by slot, then shared.
+    private func forwardOneToken(_ xn: UnsafePointer<Float>, routes: inout Routes, workspace ws: Workspace,
+                                 recorder rec: OpRecorder?, expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>) {
+        let c = config, l = layer, d = c.hiddenSize, e = c.routedExperts
+        let router = Linear(weight: weights.router), shared = weights.shared, names = FeedForwardRole.shared.names
+        let inter = c.expertIntermediateSize, si = shared?.intermediateSize ?? 0, k = c.expertsPerToken
+        let logits = ws.pointer(.routerLogits, 3 * e)
+        let g = ws.pointer(.gate, k * inter + si), u = ws.pointer(.up, k * inter + si), y = ws.pointer(.expertOut, (k + 1) * d)
+        let gs = g + k * inter, us = u + k * inter, ys = y + k * d   // the shared experts' rows
         let batch = ws.matvecs
-        func expert(_ s: Int) -> FeedForwardWeights { weights.experts[Int(routes.experts[s])] }
-        func index(_ s: Int) -> Int? { Int(routes.experts[s]) }
-        rec.split("expert_gate_up", layer: l, kind: .gemv, parts: k, expert: index,
-                  cost: { expert($0).gate.cost(tokens: 1) + expert($0).up.cost(tokens: 1) }) {
+
+        rec.fused(layer: l, parts: {
+            [OpPart("router", kind: .routing, cost: router.cost(tokens: 1))]
+                + (shared.map { [OpPart(names.gateUp, kind: .gemv, cost: $0.gate.cost(tokens: 1) + $0.up.cost(tokens: 1))] } ?? [])
+        }) {
             batch.removeAll()
-            for s in 0..<k {
+            batch.append(router.weight, x: xn, y: logits)
+            if let shared {
+                batch.append(shared.gate.weight, x: xn, y: gs)
+                batch.append(shared.up.weight, x: xn, y: us)
+            }
+            batch.run()
+            if let shared {
+                shared.gate.addBias(to: gs, rows: 1)
+                shared.up.addBias(to: us, rows: 1)
+            }
+        }
+        rec.op("route_select", layer: l, kind: .routing, cost: Cost.routeSelect(tokens: 1, experts: e)) {
+            routes.reset(tokens: 1, k: k, experts: e, groups: c.groups)
+            select(logits: logits, scratch: logits + e, routes: &routes)
+        }
+        expertLoad?.record(layer: l, experts: routes.experts, expertCount: e)
+        if shared != nil {
+            rec.op(names.act, layer: l, kind: .elementwise, cost: Cost.elementwise(elements: si, inputs: 2, flopsPerElement: 5)) {
+                Kernels.siluMul(gs, us, count: si, out: gs)
+            }
+        }
+
+        let slots = routes.experts.count
+        func expert(_ s: Int) -> FeedForwardWeights { weights.experts[Int(routes.experts[s])] }
+        rec.fused(layer: l, parts: {
+            (0..<slots).map { s in
+                OpPart("expert_gate_up", kind: .gemv, expert: Int(routes.experts[s]),
+                       cost: expert(s).gate.cost(tokens: 1) + expert(s).up.cost(tokens: 1))
+            } + (shared.map { [OpPart(names.down, kind: .gemv, cost: $0.down.cost(tokens: 1))] } ?? [])
+        }) {
+            batch.removeAll()
+            for s in 0..<slots {
                 batch.append(expert(s).gate.weight, x: xn, y: g + s * inter)
                 batch.append(expert(s).up.weight, x: xn, y: u + s * inter)
             }
+            if let shared { batch.append(shared.down.weight, x: gs, y: ys) }
             batch.run()
-            for s in 0..<k {
+            for s in 0..<slots {
                 expert(s).gate.addBias(to: g + s * inter, rows: 1)
                 expert(s).up.addBias(to: u + s * inter, rows: 1)
             }
+            shared?.down.addBias(to: ys, rows: 1)
         }
-        rec.split("expert_act", layer: l, kind: .elementwise, parts: k, expert: index,
+        rec.split("expert_act", layer: l, kind: .elementwise, parts: slots, expert: { Int(routes.experts[$0]) },
                   cost: { _ in Cost.elementwise(elements: inter, inputs: 2, flopsPerElement: 5) }) {
-            Kernels.siluMul(g, u, count: k * inter, out: g)
+            Kernels.siluMul(g, u, count: slots * inter, out: g)
         }
-        rec.split("expert_down", layer: l, kind: .gemv, parts: k, expert: index, cost: { expert($0).down.cost(tokens: 1) }) {
+        rec.split("expert_down", layer: l, kind: .gemv, parts: slots, expert: { Int(routes.experts[$0]) },
+                  cost: { expert($0).down.cost(tokens: 1) }) {
             batch.removeAll()
-            for s in 0..<k { batch.append(expert(s).down.weight, x: g + s * inter, y: y + s * d) }
+            for s in 0..<slots { batch.append(expert(s).down.weight, x: g + s * inter, y: y + s * d) }
             batch.run()
-            for s in 0..<k { expert(s).down.addBias(to: y + s * d, rows: 1) }
+            for s in 0..<slots { expert(s).down.addBias(to: y + s * d, rows: 1) }
         }
-        rec.split("expert_combine", layer: l, kind: .elementwise, parts: k, expert: index,
+        out.update(repeating: 0, count: d)
+        rec.split("expert_combine", layer: l, kind: .elementwise, parts: slots, expert: { Int(routes.experts[$0]) },
                   cost: { _ in Cost.expertCombine(slots: 1, hidden: d) }) {
-            for s in 0..<k { Kernels.addScaled(y + s * d, by: routes.weights[s], to: out, count: d) }
+            for s in 0..<slots { Kernels.addScaled(y + s * d, by: routes.weights[s], to: out, count: d) }
+        }
+        if shared != nil {
+            rec.op("shared_add", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: d)) {
+                Kernels.add(out, ys, count: d, out: out)
+            }
         }
     }
 }
