@@ -41,6 +41,9 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "MLA order: naive, absorbed, or auto (naive for prefill, absorbed for decode).")
     var attention: AttentionOrder = .auto
 
+    @Flag(name: .long, help: "Read the weights into memory (2 MB huge pages where the kernel allows) instead of memory-mapping them.")
+    var noMmap = false
+
     @Flag(name: .long, help: "Run the full calibration before loading (~10 s) instead of the quick one (~1 s); it is reported for the record, the fractions use the probes next to the runs.")
     var fullCalibration = false
 
@@ -54,6 +57,7 @@ struct Bench: ParsableCommand {
         options.repetitions = repetitions
         options.attention = attention
         options.calibration = fullCalibration ? .default : .quick
+        options.residency = noMmap ? .resident : .mapped
         options.batchSizes = try parseTokenList(batch, option: "--batch")
         let url = URL(fileURLWithPath: model, isDirectory: true)
         var isDirectory: ObjCBool = false

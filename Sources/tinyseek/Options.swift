@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensor
 import TinySeek
 
 extension AttentionOrder: ExpressibleByArgument {}
@@ -15,7 +16,10 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Routed experts per token (overrides num_experts_per_tok; fewer is faster, lower quality).", valueName: "k"))
     var expertsPerToken: Int?
 
-    func load() throws -> Model { try loadModel(at: model) }
+    @Flag(name: .long, help: "Read the weights into memory (2 MB huge pages where the kernel allows) instead of memory-mapping them: a slower load, faster decode on large models.")
+    var noMmap = false
+
+    func load() throws -> Model { try loadModel(at: model, residency: noMmap ? .resident : .mapped) }
 
     func makeSession(_ model: Model, capacity: Int? = nil) -> Session {
         let session = model.makeSession(capacity: capacity)
@@ -26,13 +30,13 @@ struct ModelOptions: ParsableArguments {
 }
 
 /// Loads a model folder, with a clear message when the path is not a folder.
-func loadModel(at path: String) throws -> Model {
+func loadModel(at path: String, residency: WeightResidency = .mapped) throws -> Model {
     let url = URL(fileURLWithPath: path, isDirectory: true)
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
         throw CLIError("model folder '\(path)' does not exist or is not a directory")
     }
-    return try Model.load(from: url)
+    return try Model.load(from: url, residency: residency)
 }
 
 /// A message for the user; ArgumentParser prints it and exits non-zero.

@@ -40,6 +40,18 @@ struct EditedSource: WeightSource {
         #expect(moe.experts[0].down.weightBytes == 2)
     }
 
+    /// `--no-mmap`: the same bytes read into memory give the same logits, bit for bit.
+    @Test(arguments: ["deepseek-v3-tiny", "deepseek-v3-tiny-bf16"])
+    func residentWeightsMatchMapped(name: String) throws {
+        let mapped = try Model.load(from: Repo.model(name))
+        let resident = try Model.load(from: Repo.model(name), residency: .resident)
+        #expect(resident.fileBytes == mapped.fileBytes)
+        let prompt = [5, 66, 129, 200]
+        let a = try mapped.makeSession(capacity: 8).forward(prompt)
+        let b = try resident.makeSession(capacity: 8).forward(prompt)
+        #expect(Array(a.buffer) == Array(b.buffer))
+    }
+
     @Test func missingTensorIsNamed() throws {
         var (s, c) = try source()
         s.removed = ["model.layers.1.self_attn.kv_b_proj.weight"]

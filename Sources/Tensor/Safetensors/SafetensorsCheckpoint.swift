@@ -26,14 +26,15 @@ public final class SafetensorsCheckpoint: Sendable {
     /// Tensor name -> index into `files`.
     private let location: [String: Int]
 
-    public init(directory: URL) throws(SafetensorsError) {
+    /// Opens every file of the folder, mapped (the default) or read into memory (`residency`).
+    public init(directory: URL, residency: WeightResidency = .mapped) throws(SafetensorsError) {
         self.directory = directory
         let indexURL = directory.appendingPathComponent(Self.indexFileName)
         let layout: (files: [SafetensorsFile], location: [String: Int])
         if FileManager.default.fileExists(atPath: indexURL.path) {
-            layout = try Self.openSharded(directory: directory, index: indexURL)
+            layout = try Self.openSharded(directory: directory, index: indexURL, residency: residency)
         } else {
-            layout = try Self.openUnindexed(directory: directory)
+            layout = try Self.openUnindexed(directory: directory, residency: residency)
         }
         files = layout.files
         location = layout.location
@@ -80,7 +81,7 @@ public final class SafetensorsCheckpoint: Sendable {
     // MARK: Opening the two layouts
 
     private static func openSharded(
-        directory: URL, index indexURL: URL
+        directory: URL, index indexURL: URL, residency: WeightResidency
     ) throws(SafetensorsError) -> (files: [SafetensorsFile], location: [String: Int]) {
         let weightMap = try readWeightMap(indexURL)
         let shardNames = Set(weightMap.values).sorted()
@@ -92,7 +93,7 @@ public final class SafetensorsCheckpoint: Sendable {
                 throw .missingShard(path: indexURL.path, shard: shard)
             }
             shardIndex[shard] = files.count
-            files.append(try SafetensorsFile(contentsOf: shardURL))
+            files.append(try SafetensorsFile(contentsOf: shardURL, residency: residency))
         }
         var location: [String: Int] = [:]
         for name in weightMap.keys.sorted() {
@@ -143,7 +144,7 @@ public final class SafetensorsCheckpoint: Sendable {
     }
 
     private static func openUnindexed(
-        directory: URL
+        directory: URL, residency: WeightResidency
     ) throws(SafetensorsError) -> (files: [SafetensorsFile], location: [String: Int]) {
         let fileNames: [String]
         do {
@@ -156,7 +157,7 @@ public final class SafetensorsCheckpoint: Sendable {
         var files: [SafetensorsFile] = []
         var location: [String: Int] = [:]
         for fileName in weightFiles {
-            let file = try SafetensorsFile(contentsOf: directory.appendingPathComponent(fileName))
+            let file = try SafetensorsFile(contentsOf: directory.appendingPathComponent(fileName), residency: residency)
             for name in file.tensorNames {
                 if let first = location[name] {
                     throw .duplicateTensor(name: name, firstPath: files[first].url.path, secondPath: file.url.path)

@@ -22,13 +22,13 @@ public final class SafetensorsFile: @unchecked Sendable {
     private let mapping: MappedFile
     private let infos: [String: TensorInfo]
 
-    /// Maps the file at `url` and validates its header.
-    public init(contentsOf url: URL) throws(SafetensorsError) {
+    /// Maps (or, `.resident`, reads) the file at `url` and validates its header.
+    public init(contentsOf url: URL, residency: WeightResidency = .mapped) throws(SafetensorsError) {
         guard url.isFileURL else {
             throw .cannotOpen(path: url.absoluteString, reason: "not a file URL")
         }
         self.url = url
-        mapping = try MappedFile(path: url.path)
+        mapping = try MappedFile(path: url.path, residency: residency)
         let header = try SafetensorsHeader(parsing: mapping.bytes, path: url.path)
         metadata = header.metadata
         tensorNames = header.tensors.map(\.name)

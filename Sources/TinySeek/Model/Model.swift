@@ -44,11 +44,12 @@ public final class Model: @unchecked Sendable {
         self.source = source
     }
 
-    /// Loads a Hugging Face-layout folder: config.json plus *.safetensors (sharded or not).
-    public static func load(from directory: URL) throws(ModelError) -> Model {
+    /// Loads a Hugging Face-layout folder: config.json plus *.safetensors (sharded or not),
+    /// memory-mapped by default, or read into memory (`WeightResidency.resident`).
+    public static func load(from directory: URL, residency: WeightResidency = .mapped) throws(ModelError) -> Model {
         let config = try ModelConfig.load(from: directory)
         let checkpoint: SafetensorsCheckpoint
-        do { checkpoint = try SafetensorsCheckpoint(directory: directory) } catch { throw .weights(error.description) }
+        do { checkpoint = try SafetensorsCheckpoint(directory: directory, residency: residency) } catch { throw .weights(error.description) }
         let weights = try ModelWeights.load(from: checkpoint, config: config)
         return Model(config: config, weights: weights, source: checkpoint)
     }

@@ -16,6 +16,8 @@ public struct BenchmarkOptions: Sendable {
     /// Timed runs of each test after the warm-up; mean and standard deviation are over these.
     public var repetitions = 5
     public var attention: AttentionOrder = .auto
+    /// Weights memory-mapped (the default) or read into memory (`--no-mmap`).
+    public var residency: WeightResidency = .mapped
     /// The calibration run once before loading, reported for the record; each repetition's
     /// fraction uses the probes measured next to it (see `RooflineProbe`).
     public var calibration: CalibrationOptions = .quick
@@ -60,7 +62,7 @@ public enum Benchmark {
 
         // Cold start: mapping the checkpoint, then the first prompt on cold pages.
         var clock = Stopwatch()
-        let model = try Model.load(from: url)
+        let model = try Model.load(from: url, residency: o.residency)
         let loadSeconds = clock.lap()
         let c = model.config
         let context = max(o.promptTokens, 1) + o.decodeTokens
@@ -172,7 +174,7 @@ public enum Benchmark {
                                   // A token reads one row of the embedding table, not all of it.
                                   activeParameters: weights.activeParameters - c.vocabSize * c.hiddenSize + c.hiddenSize,
                                   weightFormats: formats(model),
-                                  fileBytes: model.fileBytes, kvCacheBytes: weights.latentBytesPerToken * context),
+                                  fileBytes: model.fileBytes, residency: o.residency.rawValue, kvCacheBytes: weights.latentBytesPerToken * context),
             memory: memory)
     }
 

@@ -114,6 +114,8 @@ public struct BenchmarkModel: Codable, Sendable {
     /// Formats of the linear weights, most common first ("f32", "bf16", "q8_0").
     public let weightFormats: String
     public let fileBytes: Int
+    /// "mapped" (mmap, the default) or "resident" (read into memory, `--no-mmap`).
+    public let residency: String
     /// Latent cache of the longest sequence the benchmark runs.
     public let kvCacheBytes: Int
 
@@ -124,6 +126,7 @@ public struct BenchmarkModel: Codable, Sendable {
         case weightFormats = "weight_formats"
         case fileBytes = "file_bytes"
         case kvCacheBytes = "kv_cache_bytes"
+        case residency
     }
 }
 
@@ -204,7 +207,7 @@ public struct BenchmarkReport: Codable, Sendable {
         var lines = [
             "model    \(m.path) (\(m.modelType), \(Format.si(Double(m.parameters))) params, "
                 + "\(Format.si(Double(m.activeParameters))) active per token), weights \(m.weightFormats), "
-                + "file \(Format.si(Double(m.fileBytes), unit: "B"))",
+                + "file \(Format.si(Double(m.fileBytes), unit: "B")), \(m.residency)",
             String(format: "machine  sgemm %.1f GFLOP/s (best of 3 before each pp run), read %.1f GB/s (streamed between decode steps); "
                    + "calibration before loading: %.1f GFLOP/s, %.1f GB/s; %d lanes",
                    machine.gemmGFLOPS, machine.bandwidthGBps, machine.calibration.gemmGFLOPS,
