@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TinySeekRuntime
+import TinySeek
 
 /// `tinyseek bench` end to end on a toy model with tiny tests: the report has the JSON
 /// shape and consistent numbers, batched decode included. Nothing here times anything against a bound (speed claims come
@@ -67,5 +68,15 @@ import Testing
         #expect(probe.lastSliceCount * 4 == probe.sliceBytes)
         #expect(probe.takeReadGBps() > 0)
         #expect(probe.takeReadGBps() == 0)
+    }
+
+    /// The 2 MB-page count comes from /proc/self/smaps for exactly the weights' address ranges:
+    /// a model read into memory (every page faulted at load) is resident in full there.
+    @Test func hugePageCountCoversTheWeights() throws {
+        let model = try Model.load(from: Self.model, residency: .resident)
+        guard let pages = ProcessMemory.hugePages(in: model.weightMemory) else { return }  // no procfs
+        #expect(pages.resident >= model.fileBytes)
+        #expect(pages.huge >= 0 && pages.huge <= pages.resident)
+        #expect(ProcessMemory.hugePages(in: [])?.resident == 0)
     }
 }

@@ -67,6 +67,12 @@ final class MappedFile: @unchecked Sendable {
         guard let mapped, mapped != MAP_FAILED else {
             throw .cannotOpen(path: path, reason: "mmap failed: " + MappedFile.lastErrorMessage())
         }
+        #if os(Linux)
+        // Ask for 2 MB pages (a hint). Where the filesystem's page cache holds the file in 2 MB
+        // folios (ext4 and others on recent kernels, when the file was read in through such a
+        // mapping) the mapping then uses PMD entries: see `WeightResidency`.
+        _ = madvise(mapped, size, MADV_HUGEPAGE)
+        #endif
         base = mapped
     }
 

@@ -40,6 +40,9 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Size of the file in bytes (header and data).
     public var fileSize: Int { mapping.size }
 
+    /// The file's bytes in this process (the mapping, or the memory it was read into).
+    public var memory: UnsafeRawBufferPointer { mapping.bytes }
+
     /// Faults every page of the mapping in (see `SafetensorsCheckpoint.touchPages`).
     public func touchPages() -> Int { mapping.touchPages() }
 

@@ -96,5 +96,13 @@ public struct SafetensorsWriter {
             try e.produce(slice)
             try handle.write(contentsOf: Data(bytesNoCopy: slice.baseAddress!, count: e.byteCount, deallocator: .none))
         }
+        try handle.synchronize()
+        #if os(Linux)
+        // The file's pages are now clean copies in the page cache, in the small folios buffered
+        // writes make. Dropping them (a hint) means the first load reads the file back through
+        // its huge-page mapping, in 2 MB folios, so decode streams it with 2 MB page entries
+        // (see `WeightResidency`); otherwise it would stay cached in 4 KB pages until evicted.
+        _ = posix_fadvise(handle.fileDescriptor, 0, 0, POSIX_FADV_DONTNEED)
+        #endif
     }
 }

@@ -63,6 +63,11 @@ public final class Model: @unchecked Sendable {
         return checkpoint.files.reduce(0) { $0 + $1.fileSize }
     }
 
+    /// Where the checkpoint files behind the weights are in this process's memory.
+    public var weightMemory: [UnsafeRawBufferPointer] {
+        (source as? SafetensorsCheckpoint)?.files.map(\.memory) ?? []
+    }
+
     /// Bytes of the checkpoint files behind the weights (0 for in-memory weights).
     public var fileBytes: Int {
         (source as? SafetensorsCheckpoint)?.files.reduce(0) { $0 + $1.fileSize } ?? 0

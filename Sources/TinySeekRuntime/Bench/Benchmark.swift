@@ -73,6 +73,7 @@ public enum Benchmark {
         var results: [BenchmarkResult] = []
         var gemmRoofs: [Double] = [], readRoofs: [Double] = []
         let firstTokenSeconds: Double, touchSeconds: Double
+        var hugePages: (resident: Int, huge: Int)?
         do {  // the timed session lives in this scope, so its buffers are gone for the memory passes
             let session = model.makeSession(capacity: context)
             session.options.attention = o.attention
@@ -85,6 +86,7 @@ public enum Benchmark {
             progress("warm-up: touching every weight page, one prefill and \(min(o.decodeTokens, 16)) decode steps")
             model.touchWeights()
             touchSeconds = clock.lap()
+            hugePages = ProcessMemory.hugePages(in: model.weightMemory)
             session.reset()
             try decode(session, prompt: prompt, steps: min(o.decodeTokens, 16))
 
@@ -174,7 +176,8 @@ public enum Benchmark {
                                   // A token reads one row of the embedding table, not all of it.
                                   activeParameters: weights.activeParameters - c.vocabSize * c.hiddenSize + c.hiddenSize,
                                   weightFormats: formats(model),
-                                  fileBytes: model.fileBytes, residency: o.residency.rawValue, kvCacheBytes: weights.latentBytesPerToken * context),
+                                  fileBytes: model.fileBytes, residency: o.residency.rawValue,
+                                  hugePageFraction: hugePages.map { Double($0.huge) / Double(max($0.resident, 1)) }, kvCacheBytes: weights.latentBytesPerToken * context),
             memory: memory)
     }
 

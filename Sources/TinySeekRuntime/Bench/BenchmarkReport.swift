@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -116,6 +117,10 @@ public struct BenchmarkModel: Codable, Sendable {
     public let fileBytes: Int
     /// "mapped" (mmap, the default) or "resident" (read into memory, `--no-mmap`).
     public let residency: String
+    /// Of the weight bytes resident after the warm-up, the fraction in 2 MB pages (nil where
+    /// /proc/self/smaps is not readable). Streaming 4 KB pages costs decode a few percent of the
+    /// read roof here; see `WeightResidency` and the README.
+    public let hugePageFraction: Double?
     /// Latent cache of the longest sequence the benchmark runs.
     public let kvCacheBytes: Int
 
@@ -127,6 +132,7 @@ public struct BenchmarkModel: Codable, Sendable {
         case fileBytes = "file_bytes"
         case kvCacheBytes = "kv_cache_bytes"
         case residency
+        case hugePageFraction = "huge_page_fraction"
     }
 }
 
@@ -165,6 +171,35 @@ enum ProcessMemory {
             _ = unsafeBitCast(symbol, to: Trim.self)(0)
         }
         #endif
+    }
+
+    /// Resident bytes of the address ranges `ranges`, and how many of them are mapped with 2 MB
+    /// pages (file PMD mappings or anonymous huge pages), from /proc/self/smaps; nil elsewhere.
+    static func hugePages(in ranges: [UnsafeRawBufferPointer]) -> (resident: Int, huge: Int)? {
+        // Read to the end through a handle: procfs files report size 0.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/smaps"),
+              let data = try? handle.readToEnd() else { return nil }
+        try? handle.close()
+        let text = String(decoding: data, as: UTF8.self)
+        let spans = ranges.compactMap { r in r.baseAddress.map { (UInt(bitPattern: $0), UInt(bitPattern: $0) + UInt(r.count)) } }
+        var resident = 0, huge = 0, inside = false
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let first = fields.first else { continue }
+            if first.contains("-"), !first.hasSuffix(":") {
+                // A mapping's header: "start-end perms offset dev inode path".
+                let bounds = first.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = bounds.count == 2 && spans.contains { bounds[0] < $0.1 && $0.0 < bounds[1] }
+                continue
+            }
+            guard inside, fields.count >= 2, let kb = Int(fields[1]) else { continue }
+            switch first {
+            case "Rss:": resident += kb * 1024
+            case "FilePmdMapped:", "AnonHugePages:": huge += kb * 1024
+            default: break
+            }
+        }
+        return (resident, huge)
     }
 
     static func field(_ key: String) -> Int? {
@@ -207,7 +242,15 @@ public struct BenchmarkReport: Codable, Sendable {
         var lines = [
             "model    \(m.path) (\(m.modelType), \(Format.si(Double(m.parameters))) params, "
                 + "\(Format.si(Double(m.activeParameters))) active per token), weights \(m.weightFormats), "
-                + "file \(Format.si(Double(m.fileBytes), unit: "B")), \(m.residency)",
+                + "file \(Format.si(Double(m.fileBytes), unit: "B")), \(m.residency)"
+                + (m.hugePageFraction.map { String(format: ", %.0f%% in 2 MB pages", $0 * 100) } ?? ""),
+        ]
+        if m.residency == WeightResidency.mapped.rawValue, m.fileBytes >= 64 << 20, let f = m.hugePageFraction, f < 0.5 {
+            lines.append("note     the file is cached in 4 KB pages (it was read or written before this mapping asked "
+                         + "for 2 MB ones); `dd if=FILE iflag=nocache count=0` on each .safetensors evicts it, and the "
+                         + "next load maps it in 2 MB pages (a few % faster decode), or use --no-mmap")
+        }
+        lines += [
             String(format: "machine  sgemm %.1f GFLOP/s (best of 3 before each pp run), read %.1f GB/s (streamed between decode steps); "
                    + "calibration before loading: %.1f GFLOP/s, %.1f GB/s; %d lanes",
                    machine.gemmGFLOPS, machine.bandwidthGBps, machine.calibration.gemmGFLOPS,
