@@ -97,6 +97,25 @@ struct WeightMatrixTests {
         for i in 0..<6 { for j in 0..<45 { #expect(v.element(i, j) == w.element(i + 7, j)) } }
     }
 
+    /// MLA's W_UK,hᵀ copy: blocks of rows (one head's W_UK, every dn+dv rows of kv_b_proj)
+    /// transposed exactly, in the same format; Q8_0 has no exact transpose.
+    @Test("transposing row blocks moves elements exactly, in the same format", arguments: WeightFormat.allCases)
+    func transposingBlocks(format: WeightFormat) {
+        var rng = SplitMix64(seed: 107)
+        let (blocks, rowsPerBlock, stride, cols) = (3, 4, 6, 40)
+        let w = randomMatrix(format, rows: blocks * stride, cols: cols, rng: &rng)
+        guard let t = w.transposingBlocks(blocks, rowsPerBlock: rowsPerBlock, blockStride: stride) else {
+            #expect(format == .q8_0)
+            return
+        }
+        #expect(format != .q8_0 && t.format == format && t.rows == blocks * cols && t.cols == rowsPerBlock)
+        for b in 0..<blocks {
+            for i in 0..<cols {
+                for k in 0..<rowsPerBlock { #expect(t.element(b * cols + i, k) == w.element(b * stride + k, i)) }
+            }
+        }
+    }
+
     @Test("a MatvecBatch of mixed formats, sizes and transposed items equals each product done alone")
     func batch() {
         var rng = SplitMix64(seed: 105)

@@ -176,6 +176,33 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
+    /// For `blocks` blocks of `rowsPerBlock` rows starting every `blockStride` rows, each block
+    /// transposed: block b of the result is (cols, rowsPerBlock) with element [i, k] = self[b·stride + k, i].
+    /// A copy in the same format, exact (elements are moved, not converted); nil for Q8_0, whose
+    /// blocks of 32 run along the rows and cannot be transposed without re-quantising.
+    public func transposingBlocks(_ blocks: Int, rowsPerBlock: Int, blockStride: Int) -> WeightMatrix? {
+        precondition(blocks >= 0 && rowsPerBlock >= 0 && (blocks == 0 || (blocks - 1) * blockStride + rowsPerBlock <= rows),
+                     "\(blocks) blocks of \(rowsPerBlock) rows every \(blockStride) of [\(rows), \(cols)]")
+        func transpose<T>(_ p: UnsafePointer<T>, _ wrap: (UnsafePointer<T>) -> Storage) -> WeightMatrix {
+            let n = blocks * cols * rowsPerBlock
+            let bytes = OwnedBytes(byteCount: max(n, 1) * MemoryLayout<T>.stride)
+            let out = bytes.pointer.bindMemory(to: T.self, capacity: max(n, 1))
+            for b in 0..<blocks {
+                let src = p + b * blockStride * cols, dst = out + b * cols * rowsPerBlock
+                for k in 0..<rowsPerBlock {
+                    for i in 0..<cols { (dst + i * rowsPerBlock + k).initialize(to: src[k * cols + i]) }
+                }
+            }
+            return WeightMatrix(rows: blocks * cols, cols: rowsPerBlock, storage: wrap(UnsafePointer(out)), owner: bytes)
+        }
+        switch storage {
+        case let .f32(p): return transpose(p) { .f32($0) }
+        case let .bf16(p): return transpose(p) { .bf16($0) }
+        case let .f16(p): return transpose(p) { .f16($0) }
+        case .q8_0: return nil
+        }
+    }
+
     /// float32 → bfloat16 bits, round to nearest even (NaN stays a quiet NaN).
     public static func bf16Bits(_ x: Float) -> UInt16 {
         let b = x.bitPattern

@@ -229,6 +229,16 @@ struct MLA {
             let batch = ws.matvecs
             batch.removeAll()
             for h in 0..<H {
+                if let wUKT = weights.wUKT {
+                    // q̃_h = W_UK,hᵀ · q_nope,h, with W_UK,hᵀ rows [h·r, (h+1)·r) of the copy: (r, dn)
+                    let w = wUKT.rows(h * r ..< (h + 1) * r)
+                    if T == 1 {
+                        batch.append(w, x: qRows + h * dqk, y: out + h * r)
+                    } else {
+                        w.apply(qRows + h * dqk, rows: T, ldx: H * dqk, into: out + h * r, ldy: H * r)
+                    }
+                    continue
+                }
                 // W_UK,h = rows [h(dn+dv), h(dn+dv)+dn) of kv_b_proj: (dn, r); q̃ = q_nope · W_UK,h
                 let wUK = kvB.rows(h * (dn + dv) ..< h * (dn + dv) + dn)
                 if T == 1 {

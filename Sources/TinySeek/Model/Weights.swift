@@ -27,6 +27,12 @@ public struct AttentionWeights: Sendable {
     public var kvANorm: Tensor    // kv_a_layernorm (r)
     public var kvB: Linear        // kv_b_proj (H·(dn+dv), r)
     public var o: Linear          // o_proj (hidden, H·dv)
+    /// W_UK,hᵀ of every head, (H·r, dn): q_absorb's q̃_h = W_UK,hᵀ·q_nope,h as a plain matvec over
+    /// contiguous rows, made at load for F32/BF16/F16 (exact). Read from kv_b_proj it is a
+    /// transposed product over four 1 KB rows at a time, which streamed at ~20 GB/s against
+    /// ~37 for the matvecs around it. nil for Q8_0 (kv_b_proj is then read transposed).
+    /// Costs 1/2 of kv_b_proj in memory (0.4% of the benchmark model).
+    public var wUKT: WeightMatrix?
 }
 
 /// A SwiGLU feed-forward block: the dense FFN, a routed expert, or the fused shared experts.
@@ -121,6 +127,8 @@ public struct ModelWeights: Sendable {
             } else {
                 attn.q = try linear("\(a).q_proj", h * qkHead, d)
             }
+            attn.wUKT = attn.kvB.weight.transposingBlocks(h, rowsPerBlock: c.qkNopeHeadDim,
+                                                          blockStride: c.qkNopeHeadDim + c.vHeadDim)
             let mlp: MLPWeights
             if c.isMoELayer(l) {
                 let e = c.routedExperts, inter = c.expertIntermediateSize
