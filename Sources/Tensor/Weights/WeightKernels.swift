@@ -42,9 +42,9 @@ enum WeightKernels {
     /// y[j] = Σ_k W[j, k]·x[k] for j in `rows` (y is indexed by j, not j − rows.lowerBound).
     static func matvec(_ w: WeightMatrix, rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         switch w.storage {
-        case let .f32(p): matvec(F32Lanes.self, p, cols: w.cols, rows: rows, x: x, y: y)
-        case let .bf16(p): matvec(BF16Lanes.self, p, cols: w.cols, rows: rows, x: x, y: y)
-        case let .f16(p): matvec(F16Lanes.self, p, cols: w.cols, rows: rows, x: x, y: y)
+        case let .f32(p): matvec(F32Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y)
+        case let .bf16(p): matvec(BF16Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y)
+        case let .f16(p): matvec(F16Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y)
         case let .q8_0(v, s): matvecQ8(values: v, scales: s, cols: w.cols, rows: rows, x: x, y: y)
         }
     }
@@ -64,7 +64,7 @@ enum WeightKernels {
     /// both out of the way (interleaved A/B runs of the benchmark model's F32 decode: 94% → 97% of
     /// the read roof at 30 GB/s free; a prefetch of every line, as Q8_0 does, lost 10–20%).
     @inline(__always)
-    static func matvec<L: Lanes>(_: L.Type, _ w: UnsafePointer<L.Element>, cols: Int, rows: Range<Int>,
+    static func matvec<L: Lanes>(_: L.Type, _ w: UnsafePointer<L.Element>, cols: Int, rows: Range<Int>, matrixRows: Int,
                                  x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         let k32 = cols & ~31
         let ahead = pageAheadBytes / MemoryLayout<L.Element>.stride, page = 4096 / MemoryLayout<L.Element>.stride
@@ -72,8 +72,11 @@ enum WeightKernels {
             let r = w + j * cols
             var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
             var p = 0
+            // Not past the matrix: a view (one head's W_UV inside kv_b_proj) would otherwise pull
+            // in 16 KB of the rows after it that nobody reads, 25% more traffic for 64 KB views.
+            let limit = min(cols, (matrixRows - j) * cols - ahead)
             var q = 0
-            while q < cols { tinyseek_prefetch_l2(r + q + ahead); q += page }  // a hint: never faults
+            while q < limit { tinyseek_prefetch_l2(r + q + ahead); q += page }  // a hint: never faults
             while p < k32 {
                 a0.addProduct(L.decode8(r + p), load8(x + p))
                 a1.addProduct(L.decode8(r + p + 8), load8(x + p + 8))
