@@ -54,9 +54,10 @@ private func expectMatches(_ tensor: Tensor, _ expected: ExpectedTensor, _ name:
 struct SafetensorsFixtureTests {
     let mixedURL = fixtures.appendingPathComponent("mixed.safetensors")
 
-    @Test func everyTensorMatchesTorch() throws {
+    @Test(arguments: WeightResidency.allCases)
+    func everyTensorMatchesTorch(residency: WeightResidency) throws {
         let expected = try load(MixedExpectations.self, "mixed.expected.json")
-        let file = try SafetensorsFile(contentsOf: mixedURL)
+        let file = try SafetensorsFile(contentsOf: mixedURL, residency: residency)
         #expect(expected.tensors.count == 17)
         for (name, tensorExpectation) in expected.tensors {
             #expect(try file.info(name).dtype.rawValue == tensorExpectation.dtype)
@@ -259,11 +260,12 @@ struct MalformedSafetensorsFile: Sendable, CustomTestStringConvertible {
 
 @Suite("safetensors malformed input")
 struct SafetensorsMalformedTests {
-    @Test(arguments: MalformedSafetensorsFile.all)
-    func isRejected(_ file: MalformedSafetensorsFile) throws {
+    /// Mapped or read into memory (`--no-mmap`), a malformed file is the same typed error.
+    @Test(arguments: MalformedSafetensorsFile.all, WeightResidency.allCases)
+    func isRejected(_ file: MalformedSafetensorsFile, residency: WeightResidency) throws {
         let dir = try TemporaryDirectory()
         let url = try dir.write("\(file.name).safetensors", file.bytes)
-        let error = #expect(throws: SafetensorsError.self) { try SafetensorsFile(contentsOf: url) }
+        let error = #expect(throws: SafetensorsError.self) { try SafetensorsFile(contentsOf: url, residency: residency) }
         guard let error else { return }
         #expect(file.matches(url.path, error), "got: \(error)")
         #expect(error.description.contains("\(file.name).safetensors"), "description must name the file: \(error)")
@@ -288,6 +290,10 @@ struct SafetensorsMalformedTests {
         let directory = dir.url.appendingPathComponent("folder.safetensors")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
         for url in [missing, directory] {
+            for residency in WeightResidency.allCases {
+                let error = #expect(throws: SafetensorsError.self) { try SafetensorsFile(contentsOf: url, residency: residency) }
+                if case .cannotOpen(url.path, _)? = error {} else { Issue.record("got \(String(describing: error))") }
+            }
             let error = #expect(throws: SafetensorsError.self) { try SafetensorsFile(contentsOf: url) }
             if case .cannotOpen(url.path, _)? = error {} else { Issue.record("got \(String(describing: error))") }
         }
