@@ -36,25 +36,12 @@ public final class OpRecorder: @unchecked Sendable {
     @inline(__always)
     public func split<R>(_ name: String, layer: Int?, kind: OpKind, parts: Int, expert: (Int) -> Int?,
                          cost: (Int) -> OpCost, _ body: () throws -> R) rethrows -> R {
-        let t0 = Self.now()
-        let result = try body()
-        let t1 = Self.now()
-        let costs = (0..<parts).map(cost)
-        let totalBytes = costs.reduce(0) { $0 + $1.bytes }
-        let seconds = Double(t1 - t0) * 1e-9
-        var start = Double(t0 - origin) * 1e-9
-        for (i, c) in costs.enumerated() {
-            let share = totalBytes > 0 ? seconds * c.bytes / totalBytes : seconds / Double(parts)
-            records.append(OpRecord(name: name, layer: layer, expert: expert(i), phase: phase, kind: kind, cost: c,
-                                    seconds: share, start: start))
-            start += share
-        }
-        return result
+        try fused(layer: layer, parts: (0..<parts).map { OpPart(name, kind: kind, expert: expert($0), cost: cost($0)) }, body)
     }
 
     /// Runs `body`, one parallel job doing the work of several different ops (e.g. a decode
     /// step's q_a_proj and kv_a_proj, which read the same input), and records one op per part,
-    /// the time shared out by bytes as in `split`.
+    /// the time shared out in proportion to each part's bytes (they are memory-bound matvecs).
     public func fused<R>(layer: Int?, parts: [OpPart], _ body: () throws -> R) rethrows -> R {
         let t0 = Self.now()
         let result = try body()

@@ -72,10 +72,11 @@ struct MLA {
         let q = ws.pointer(.q, N * H * dqk)
         // Compressed KV: [c (r) | k_pe (dr)] per token.                    kvA: (N, r + dr)
         let kvA = ws.pointer(.kvA, N * (r + dr))
-        var kvADone = false
+        // One row with a low-rank query: q_a_proj and kv_a_proj run as one job (below).
+        let fusedQKV = N == 1 && weights.qA != nil
         if let qA = weights.qA, let qANorm = weights.qANorm, let qB = weights.qB {
             let qa = ws.pointer(.qA, N * qA.outFeatures)
-            if N == 1 {
+            if fusedQKV {
                 // One row: q_a_proj and kv_a_proj read the same xn, so one parallel job streams both.
                 let kv = weights.kvA
                 rec.fused(layer: l, parts: { [OpPart("q_a_proj", kind: .gemv, cost: qA.cost(tokens: 1)),
@@ -88,7 +89,6 @@ struct MLA {
                     qA.addBias(to: qa, rows: 1)
                     kv.addBias(to: kvA, rows: 1)
                 }
-                kvADone = true
             } else {
                 rec.op("q_a_proj", layer: l, kind: qA.kind(tokens: N), cost: qA.cost(tokens: N)) {
                     qA.apply(xn, rows: N, into: qa)
@@ -109,7 +109,7 @@ struct MLA {
             }
         }
 
-        if !kvADone {
+        if !fusedQKV {
             rec.op("kv_a_proj", layer: l, kind: weights.kvA.kind(tokens: N), cost: weights.kvA.cost(tokens: N)) {
                 weights.kvA.apply(xn, rows: N, into: kvA)
             }

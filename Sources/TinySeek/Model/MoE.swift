@@ -32,12 +32,7 @@ struct MoE {
         rec.op("router", layer: l, kind: .routing, cost: router.cost(tokens: T)) {
             router.apply(xn, rows: T, into: logits)
         }
-        rec.op("route_select", layer: l, kind: .routing, cost: Cost.routeSelect(tokens: T, experts: e)) {
-            routes.reset(tokens: T, k: k, experts: e, groups: c.groups)
-            let scratch = logits + T * e
-            for t in 0..<T { select(logits: logits + t * e, scratch: scratch, routes: &routes) }
-        }
-        expertLoad?.record(layer: l, experts: routes.experts, expertCount: e)
+        selectRoutes(logits: logits, tokens: T, routes: &routes, recorder: rec, expertLoad: expertLoad)
 
         out.update(repeating: 0, count: T * d)
         switch execution {
@@ -83,6 +78,19 @@ struct MoE {
         }
     }
 
+    /// The k experts of each of T tokens from their router logits (`logits`: (T, E), followed by
+    /// 2·E floats of scratch), recorded as one route_select op and counted in `expertLoad`.
+    private func selectRoutes(logits: UnsafeMutablePointer<Float>, tokens T: Int, routes: inout Routes,
+                              recorder rec: OpRecorder?, expertLoad: ExpertLoadRecorder?) {
+        let c = config, e = c.routedExperts
+        rec.op("route_select", layer: layer, kind: .routing, cost: Cost.routeSelect(tokens: T, experts: e)) {
+            routes.reset(tokens: T, k: c.expertsPerToken, experts: e, groups: c.groups)
+            let scratch = logits + T * e
+            for t in 0..<T { select(logits: logits + t * e, scratch: scratch, routes: &routes) }
+        }
+        expertLoad?.record(layer: layer, experts: routes.experts, expertCount: e)
+    }
+
     /// Decode: one token's MoE as three parallel jobs, each a `MatvecBatch` of matvecs that do
     /// not depend on each other, so the layer's weights stream with three hand-offs to the worker
     /// lanes instead of one per matrix:
@@ -118,11 +126,7 @@ struct MoE {
                 shared.up.addBias(to: us, rows: 1)
             }
         }
-        rec.op("route_select", layer: l, kind: .routing, cost: Cost.routeSelect(tokens: 1, experts: e)) {
-            routes.reset(tokens: 1, k: k, experts: e, groups: c.groups)
-            select(logits: logits, scratch: logits + e, routes: &routes)
-        }
-        expertLoad?.record(layer: l, experts: routes.experts, expertCount: e)
+        selectRoutes(logits: logits, tokens: 1, routes: &routes, recorder: rec, expertLoad: expertLoad)
         if shared != nil {
             rec.op(names.act, layer: l, kind: .elementwise, cost: Cost.elementwise(elements: si, inputs: 2, flopsPerElement: 5)) {
                 Kernels.siluMul(gs, us, count: si, out: gs)

@@ -193,11 +193,7 @@ public enum Benchmark {
         for _ in 0..<steps {
             let next = Kernels.argmax(UnsafeBufferPointer(logits.buffer)) ?? 0
             logits = try session.forward(token: next)
-            seconds += clock.lap()
-            if let probe {
-                probe.readSlice()
-                _ = clock.lap()
-            }
+            seconds += lapThenProbe(&clock, probe)
         }
         return seconds
     }
@@ -223,11 +219,18 @@ public enum Benchmark {
                 batch[i].tokens[0] = Kernels.argmax(UnsafeBufferPointer(start: logits.pointer + i * vocab, count: vocab)) ?? 0
             }
             logits = try executor.step(batch)
-            seconds += clock.lap()
-            if let probe {
-                probe.readSlice()
-                _ = clock.lap()
-            }
+            seconds += lapThenProbe(&clock, probe)
+        }
+        return seconds
+    }
+
+    /// Seconds since the clock's last lap (the step just run), then one slice of the probe's read
+    /// measurement, left out of the next lap.
+    static func lapThenProbe(_ clock: inout Stopwatch, _ probe: RooflineProbe?) -> Double {
+        let seconds = clock.lap()
+        if let probe {
+            probe.readSlice()
+            _ = clock.lap()
         }
         return seconds
     }
