@@ -52,6 +52,27 @@ struct WeightMatrixTests {
         print("WeightMatrix.apply \(format): max |fast − reference| = \(worst)")
     }
 
+    @Test("a matvec row's value does not depend on how the rows are split (groups of 8 or alone)",
+          arguments: WeightFormat.allCases)
+    func matvecSplitInvariant(format: WeightFormat) {
+        var rng = SplitMix64(seed: 7)
+        // 64 and 256 columns take the eight-row reduction; 100 does not (not a multiple of 8).
+        for (rows, cols) in [(37, 64), (29, 256), (19, 100)] {
+            let w = randomMatrix(format, rows: rows, cols: cols, rng: &rng)
+            let x = rng.floats(cols)
+            var whole = [Float](repeating: .nan, count: rows)
+            w.apply(x, rows: 1, into: &whole)
+            var alone = [Float](repeating: .nan, count: rows)
+            for j in 0..<rows {
+                var one: [Float] = [.nan]
+                w.rows(j..<(j + 1)).apply(x, rows: 1, into: &one)
+                alone[j] = one[0]
+            }
+            let diff = zip(whole, alone).map { abs($0 - $1) }.max() ?? .nan
+            #expect(whole == alone, "\(format) [\(rows), \(cols)]: max |whole − row by row| = \(diff)")
+        }
+    }
+
     @Test("x · W (transposed product) for m = 1 and m > 1, on row views", arguments: WeightFormat.allCases)
     func applyTransposed(format: WeightFormat) {
         var rng = SplitMix64(seed: 101)

@@ -119,6 +119,13 @@ public enum Kernels {
         }
     }
 
+    /// Asks for [p, p + bytes) in L2, one prefetch per 64-byte line: a hint that never faults.
+    /// For data a caller knows it reads soon but that is no longer cached (MLA's latent cache rows
+    /// after a layer's weights have streamed through). No reference twin: it computes nothing.
+    public static func prefetch(_ p: UnsafeRawPointer, bytes: Int) {
+        WeightKernels.prefetch(p, bytes: bytes)
+    }
+
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> Float {
         var acc0 = V8(), acc1 = V8()
         var i = 0

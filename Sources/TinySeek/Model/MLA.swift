@@ -54,6 +54,10 @@ struct MLA {
     /// and DeepSeek's reference both construct them without the config value.
     static let latentNormEps: Float = 1e-6
 
+    /// At most this much latent cache is prefetched before absorbed attention, over all sequences
+    /// of a step (a quarter of a Zen 4 core's L2; longer caches stream through the caches anyway).
+    static let cachePrefetchBytes = 256 * 1024
+
     /// Caps the score buffer at ~4M floats by processing query rows in blocks.
     static let scoreBudget = 1 << 22
 
@@ -140,6 +144,15 @@ struct MLA {
         // contiguous run of absorbed rows (all N rows in a decode batch) reads W_UK and W_UV once.
         let qLat = ws.pointer(.qLatent, N * H * r)      // (N·H, r), rows (t, h)
         let ctx = ws.pointer(.context, N * H * r)        // (N, H, r)
+        // The latent rows each absorbed sequence attends over were pushed out of the caches by the
+        // weights streamed since this layer last ran; ask for them now, so that attention reads
+        // them from L2 instead of waiting on memory, while q_absorb streams W_UK.
+        var prefetchBudget = Self.cachePrefetchBytes
+        for s in sequences where prefetchBudget > 0 && order.resolved(tokens: s.count) == .absorbed {
+            let bytes = min(s.end * (r + dr) * 4, prefetchBudget)
+            Kernels.prefetch(s.cache.row(layer: l, position: 0), bytes: bytes)
+            prefetchBudget -= bytes
+        }
         for run in absorbedRuns { absorbQuery(rows: run, q: q, into: qLat, workspace: ws, recorder: rec) }
         for s in sequences {
             switch order.resolved(tokens: s.count) {
