@@ -22,6 +22,7 @@ static inline __attribute__((always_inline)) void tinyseek_prefetch_l2(const voi
 // 8 lanes of float, imported by Swift as SIMD8<Float>.
 typedef float tinyseek_float8 __attribute__((ext_vector_type(8)));
 typedef int32_t tinyseek_int8x8 __attribute__((ext_vector_type(8)));
+typedef int32_t tinyseek_i32x8 __attribute__((ext_vector_type(8)));
 
 // 8 signed bytes at `p` (any alignment) as 8 floats: sign-extend (vpmovsxbd), convert (vcvtdq2ps).
 static inline __attribute__((always_inline)) tinyseek_float8 tinyseek_i8x8_to_f32(const int8_t *p) {
@@ -42,6 +43,52 @@ static inline __attribute__((always_inline)) tinyseek_float8 tinyseek_bf16x8_to_
     tinyseek_float8 out;
     memcpy(&out, &wide, 32);
     return out;
+}
+
+// Q8_0 × int16 activations (the Q8_0 matvec; see `WeightKernels.matvecQ8`).
+typedef int16_t tinyseek_i16x16 __attribute__((ext_vector_type(16)));
+typedef int32_t tinyseek_i32x16 __attribute__((ext_vector_type(16)));
+
+// One block of 32 floats as int16 with one scale: d = max|x| / 32767, q = x / d rounded to nearest
+// even (|q| ≤ 32767). Returns d: 0 for an all-zero block (q then all 0), NaN when the block holds
+// a NaN or an infinity (so the block's product is NaN: nothing non-finite is rounded away).
+static inline __attribute__((always_inline)) float tinyseek_quantize_i16(const float *x, int16_t *q) {
+    tinyseek_float8 v0, v1, v2, v3;
+    memcpy(&v0, x, 32); memcpy(&v1, x + 8, 32); memcpy(&v2, x + 16, 32); memcpy(&v3, x + 24, 32);
+    tinyseek_float8 m = __builtin_elementwise_max(
+        __builtin_elementwise_max(__builtin_elementwise_abs(v0), __builtin_elementwise_abs(v1)),
+        __builtin_elementwise_max(__builtin_elementwise_abs(v2), __builtin_elementwise_abs(v3)));
+    float amax = __builtin_reduce_max(m);
+    float inv = amax > 0 ? 32767.0f / amax : 0.0f;
+    tinyseek_i32x8 i0 = __builtin_convertvector(__builtin_elementwise_roundeven(v0 * inv), tinyseek_i32x8);
+    tinyseek_i32x8 i1 = __builtin_convertvector(__builtin_elementwise_roundeven(v1 * inv), tinyseek_i32x8);
+    tinyseek_i32x8 i2 = __builtin_convertvector(__builtin_elementwise_roundeven(v2 * inv), tinyseek_i32x8);
+    tinyseek_i32x8 i3 = __builtin_convertvector(__builtin_elementwise_roundeven(v3 * inv), tinyseek_i32x8);
+    tinyseek_i16x16 lo = __builtin_convertvector(__builtin_shufflevector(i0, i1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), tinyseek_i16x16);
+    tinyseek_i16x16 hi = __builtin_convertvector(__builtin_shufflevector(i2, i3, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), tinyseek_i16x16);
+    memcpy(q, &lo, 32); memcpy(q + 16, &hi, 32);
+    // 0 when every lane is finite, NaN otherwise (x·0 is NaN for NaN and ±∞).
+    tinyseek_float8 z = (v0 * 0.0f + v1 * 0.0f) + (v2 * 0.0f + v3 * 0.0f);
+    float finite = ((z[0] + z[1]) + (z[2] + z[3])) + ((z[4] + z[5]) + (z[6] + z[7]));
+    return amax / 32767.0f + finite;
+}
+
+// Σ w[i]·q[i] over one block of 32 int8 weights and 32 int16 activations, exactly, as 8 int32
+// partial sums (each of 4 products, |sum| < 2²⁴) converted to float: widen the weights to int16
+// (vpmovsxbw), multiply pairs and add them (vpmaddwd), add the two halves (vpaddd).
+static inline __attribute__((always_inline)) tinyseek_float8 tinyseek_dot_q8_i16(const int8_t *w, const int16_t *q) {
+    typedef int8_t i8x16 __attribute__((ext_vector_type(16)));
+    i8x16 w0, w1;
+    tinyseek_i16x16 q0, q1;
+    memcpy(&w0, w, 16); memcpy(&w1, w + 16, 16);
+    memcpy(&q0, q, 32); memcpy(&q1, q + 16, 32);
+    tinyseek_i32x16 p0 = __builtin_convertvector(__builtin_convertvector(w0, tinyseek_i16x16), tinyseek_i32x16)
+                       * __builtin_convertvector(q0, tinyseek_i32x16);
+    tinyseek_i32x16 p1 = __builtin_convertvector(__builtin_convertvector(w1, tinyseek_i16x16), tinyseek_i32x16)
+                       * __builtin_convertvector(q1, tinyseek_i32x16);
+    tinyseek_i32x8 s0 = __builtin_shufflevector(p0, p0, 0, 2, 4, 6, 8, 10, 12, 14) + __builtin_shufflevector(p0, p0, 1, 3, 5, 7, 9, 11, 13, 15);
+    tinyseek_i32x8 s1 = __builtin_shufflevector(p1, p1, 0, 2, 4, 6, 8, 10, 12, 14) + __builtin_shufflevector(p1, p1, 1, 3, 5, 7, 9, 11, 13, 15);
+    return __builtin_convertvector(s0 + s1, tinyseek_float8);
 }
 
 #endif

@@ -137,6 +137,35 @@ struct WeightMatrixTests {
         }
     }
 
+    /// The Q8_0 matvec quantises x to int16 once per lane per job and keeps it in the lane's
+    /// scratch: the next job must not reuse it, even for the same buffer with new contents.
+    @Test("Q8_0 matvec: x rewritten in place between jobs is quantised again; non-finite x gives NaN")
+    func q8ActivationsPerJob() {
+        var rng = SplitMix64(seed: 108)
+        let (rows, cols) = (96, 256)   // 3 pieces over 2 lanes, 8 full blocks a row
+        let w = randomMatrix(.q8_0, rows: rows, cols: cols, rng: &rng)
+        let batch = MatvecBatch(pool: WorkerPool(lanes: 2))
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: cols), y = UnsafeMutablePointer<Float>.allocate(capacity: rows)
+        defer { x.deallocate(); y.deallocate() }
+        for round in 0..<3 {
+            x.update(from: rng.floats(cols, in: Float(-1 - round) ..< Float(1 + round)), count: cols)
+            batch.removeAll()
+            batch.append(w, x: x, y: y)
+            batch.run()
+            var ref = [Float](repeating: 0, count: rows)
+            ReferenceWeightKernels.apply(w, x, rows: 1, ldx: cols, into: &ref, ldy: rows)
+            let fast = Array(UnsafeBufferPointer(start: y, count: rows))
+            let diff = zip(fast, ref).map { abs($0 - $1) }.max() ?? .nan
+            #expect(diff <= 1e-4, "round \(round): max |fast − reference| = \(diff)")
+        }
+        // A NaN or an infinity in a block is not rounded away: every row's result is NaN.
+        for bad in [Float.nan, .infinity] {
+            x[37] = bad
+            w.apply(x, rows: 1, into: y)
+            #expect((0..<rows).allSatisfy { y[$0].isNaN }, "x[37] = \(bad)")
+        }
+    }
+
     @Test("a MatvecBatch of mixed formats, sizes and transposed items equals each product done alone")
     func batch() {
         var rng = SplitMix64(seed: 105)

@@ -166,6 +166,7 @@ final class PoolCore: @unchecked Sendable {
         }
         guard laneCount > 1, chunks > 1, chunks <= Self.maxChunks else {
             // Nothing to share: run here, but with lane 0's scratch (no allocation).
+            scratch[0].startJob()
             for chunk in 0..<chunks { task(chunk, scratch[0]) }
             owned.store(false, ordering: .releasing)
             return
@@ -212,6 +213,7 @@ final class PoolCore: @unchecked Sendable {
     /// The lane reports its chunks done once, at the end: `completed` is the one cache line all
     /// lanes write, and an atomic add per 64 KB piece had it bouncing between the cores.
     private func work(job id: Int, lane: Int) {
+        scratch[lane].startJob()
         var done = 0
         while let chunk = claimFront(job: id, range: lane) { runChunk(chunk, lane: lane); done += 1 }
         for step in 1..<laneCount {
@@ -297,7 +299,41 @@ public final class Scratch: @unchecked Sendable {
 
     public init() {}
 
-    deinit { base?.deallocate() }
+    deinit {
+        base?.deallocate()
+        quantizedValues?.deallocate()
+        quantizedScales?.deallocate()
+    }
+
+    /// Q8_0 activations (see `WeightKernels.matvecQ8`): the last x this lane quantised in the
+    /// current job. A job's inputs do not change while it runs, so the lane's pieces of one product
+    /// (or of several that read the same x, like an expert's gate and up) quantise x once; the
+    /// pool calls `startJob()` before the lane runs another job's chunks.
+    private var quantizedX: (x: UnsafePointer<Float>, blocks: Int)?
+    private var quantizedValues: UnsafeMutablePointer<Int16>?
+    private var quantizedScales: UnsafeMutablePointer<Float>?
+    private var quantizedCapacity = 0
+
+    /// Forgets the quantised activations of the previous job.
+    func startJob() { quantizedX = nil }
+
+    /// x's first `blocks` blocks of 32 as int16 values and one scale per block, computed at the
+    /// first request of the job and reused for the same x after that.
+    func quantized(_ x: UnsafePointer<Float>, blocks: Int) -> (values: UnsafePointer<Int16>, scales: UnsafePointer<Float>) {
+        if blocks > quantizedCapacity || quantizedValues == nil {
+            quantizedValues?.deallocate()
+            quantizedScales?.deallocate()
+            quantizedCapacity = max(blocks, 32)
+            quantizedValues = .allocate(capacity: quantizedCapacity * Q8_0.blockSize)
+            quantizedScales = .allocate(capacity: quantizedCapacity)
+            quantizedX = nil
+        }
+        let values = quantizedValues.unsafelyUnwrapped, scales = quantizedScales.unsafelyUnwrapped
+        if let key = quantizedX, key.x == x, key.blocks == blocks { return (UnsafePointer(values), UnsafePointer(scales)) }
+        WeightKernels.quantizeActivations(x, blocks: blocks, values: values, scales: scales)
+        quantizedX = (x, blocks)
+        return (UnsafePointer(values), UnsafePointer(scales))
+    }
 
     /// At least `count` floats, 64-byte aligned; contents unspecified. Valid until the next call.
     public func floats(_ count: Int) -> UnsafeMutablePointer<Float> {

@@ -84,7 +84,7 @@ public final class MatvecBatch: @unchecked Sendable {
             } else {
                 let lo = (piece - item.firstPiece) * item.rowsPerPiece
                 let hi = min(item.matrix.rows, lo + item.rowsPerPiece)
-                WeightKernels.matvec(item.matrix, rows: lo..<hi, x: item.x, y: item.y)
+                WeightKernels.matvec(item.matrix, rows: lo..<hi, x: item.x, y: item.y, scratch: scratch)
             }
         }
     }

@@ -3,8 +3,20 @@
 /// plain loops. Obviously correct, slow; the fast kernels are tested against it.
 public enum ReferenceWeightKernels {
     /// y[i, j] = Σ_k x[i, k]·W[j, k] for i < m, j < W.rows (k < W.cols).
+    ///
+    /// One row through a Q8_0 matrix (the matvec) reads x as the kernel does: each full block of
+    /// 32 rounded to int16 with one scale (`int16Activations`).
     public static func apply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, rows m: Int, ldx: Int,
                              into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        if m == 1, case .q8_0 = w.storage {
+            let rounded = int16Activations(UnsafeBufferPointer(start: x, count: w.cols))
+            for j in 0..<w.rows {
+                var acc: Float = 0
+                for k in 0..<w.cols { acc += rounded[k] * w.element(j, k) }
+                y[j] = acc
+            }
+            return
+        }
         for i in 0..<m {
             for j in 0..<w.rows {
                 var acc: Float = 0
@@ -25,6 +37,26 @@ public enum ReferenceWeightKernels {
                 y[i * ldy + k] = acc
             }
         }
+    }
+
+    /// x as the Q8_0 matvec sees it: each full block of 32 becomes d·q with d = max|x|/32767 and
+    /// q = x·(32767/max|x|) rounded to nearest even (0 for an all-zero block); a block holding a
+    /// NaN or an infinity becomes all NaN (nothing non-finite is rounded away); a short last
+    /// block stays as it is.
+    public static func int16Activations(_ x: UnsafeBufferPointer<Float>) -> [Float] {
+        var out = Array(x)
+        let bs = Q8_0.blockSize
+        for b in 0..<(x.count / bs) {
+            let block = b * bs ..< (b + 1) * bs
+            if block.contains(where: { !x[$0].isFinite }) {
+                for k in block { out[k] = .nan }
+                continue
+            }
+            let amax = block.reduce(Float(0)) { max($0, abs(x[$1])) }
+            let inv: Float = amax > 0 ? 32767 / amax : 0, d = amax / 32767
+            for k in block { out[k] = (x[k] * inv).rounded(.toNearestOrEven) * d }
+        }
+        return out
     }
 
     /// out[(i − rows.lowerBound)·cols + k] = W[i, k].

@@ -90,7 +90,7 @@ extension WeightMatrix {
     struct MatvecRows: PoolTask {
         let w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, per: Int
         func callAsFunction(_ c: Int, _ scratch: Scratch) {
-            WeightKernels.matvec(w, rows: c * per ..< Swift.min(w.rows, (c + 1) * per), x: x, y: y)
+            WeightKernels.matvec(w, rows: c * per ..< Swift.min(w.rows, (c + 1) * per), x: x, y: y, scratch: scratch)
         }
     }
 
