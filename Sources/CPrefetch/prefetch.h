@@ -91,4 +91,21 @@ static inline __attribute__((always_inline)) tinyseek_float8 tinyseek_dot_q8_i16
     return __builtin_convertvector(s0 + s1, tinyseek_float8);
 }
 
+// out[i] = half(d[i])·x[i] for i < n: a row's Q8_0 block scales (IEEE half) times x's block
+// scales, 8 at a time (vcvtph2ps), then one at a time.
+static inline __attribute__((always_inline)) void tinyseek_q8_row_scales(const uint16_t *d, const float *x, float *out, long n) {
+    typedef _Float16 h8 __attribute__((ext_vector_type(8)));
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        h8 h; tinyseek_float8 v;
+        memcpy(&h, d + i, 16); memcpy(&v, x + i, 32);
+        tinyseek_float8 r = __builtin_convertvector(h, tinyseek_float8) * v;
+        memcpy(out + i, &r, 32);
+    }
+    for (; i < n; i++) {
+        _Float16 h; memcpy(&h, d + i, 2);
+        out[i] = (float)h * x[i];
+    }
+}
+
 #endif

@@ -131,6 +131,17 @@ enum WeightKernels {
                          x: UnsafePointer<Float>, xq: UnsafePointer<Int16>, xd: UnsafePointer<Float>,
                          y: UnsafeMutablePointer<Float>) {
         let bs = Q8_0.blockSize, blocks = Q8_0.blocks(cols), full = cols / bs
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(4 * full, 1)) { rowScales in
+            matvecQ8(values: values, scales: scales, cols: cols, rows: rows, x: x, xq: xq, xd: xd, y: y,
+                     rowScales: rowScales.baseAddress!)
+        }
+    }
+
+    @inline(__always)
+    private static func matvecQ8(values: UnsafePointer<Int8>, scales: UnsafePointer<UInt16>, cols: Int, rows: Range<Int>,
+                                 x: UnsafePointer<Float>, xq: UnsafePointer<Int16>, xd: UnsafePointer<Float>,
+                                 y: UnsafeMutablePointer<Float>, rowScales: UnsafeMutablePointer<Float>) {
+        let bs = Q8_0.blockSize, blocks = Q8_0.blocks(cols), full = cols / bs
         let groupsAhead = ahead(groupBytes: 4 * cols)
         var j = rows.lowerBound
         prefetch(UnsafeRawPointer(values + j * cols), bytes: min(groupsAhead * 4 * cols, rows.count * cols))
@@ -142,16 +153,18 @@ enum WeightKernels {
             // Prefetch the group `groupsAhead` on: values 4·32 bytes a block, and its scales.
             var ahead = UnsafeRawPointer(q0) + groupsAhead * 4 * cols
             prefetch(UnsafeRawPointer(d0 + groupsAhead * 4 * blocks), bytes: 8 * blocks)
-            var b = 0
-            while b < full {
+            // Each row's block scales d_w·d_x, converted eight at a time before the block loop.
+            tinyseek_q8_row_scales(d0, xd, rowScales, full); tinyseek_q8_row_scales(d1, xd, rowScales + full, full)
+            tinyseek_q8_row_scales(d2, xd, rowScales + 2 * full, full); tinyseek_q8_row_scales(d3, xd, rowScales + 3 * full, full)
+            let e0 = UnsafePointer(rowScales), e1 = e0 + full, e2 = e1 + full, e3 = e2 + full
+            for b in 0..<full {
                 tinyseek_prefetch_l2(ahead); tinyseek_prefetch_l2(ahead + 64)
                 ahead += 4 * bs
-                let o = b * bs, xb = xq + o, dx = xd[b]
-                a0.addProduct(tinyseek_dot_q8_i16(q0 + o, xb), V8(repeating: half(d0[b]) * dx))
-                a1.addProduct(tinyseek_dot_q8_i16(q1 + o, xb), V8(repeating: half(d1[b]) * dx))
-                a2.addProduct(tinyseek_dot_q8_i16(q2 + o, xb), V8(repeating: half(d2[b]) * dx))
-                a3.addProduct(tinyseek_dot_q8_i16(q3 + o, xb), V8(repeating: half(d3[b]) * dx))
-                b += 1
+                let o = b * bs, xb = xq + o
+                a0.addProduct(tinyseek_dot_q8_i16(q0 + o, xb), V8(repeating: e0[b]))
+                a1.addProduct(tinyseek_dot_q8_i16(q1 + o, xb), V8(repeating: e1[b]))
+                a2.addProduct(tinyseek_dot_q8_i16(q2 + o, xb), V8(repeating: e2[b]))
+                a3.addProduct(tinyseek_dot_q8_i16(q3 + o, xb), V8(repeating: e3[b]))
             }
             var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
             if full < blocks {
