@@ -166,6 +166,27 @@ struct WeightMatrixTests {
         }
     }
 
+    /// MLA's gathered W_UK / W_UV: every dn+dv rows of kv_b_proj, a block of rows copied out
+    /// exactly, in the same format (Q8_0 with its scales, so its products are unchanged too).
+    @Test("gathering row blocks copies rows exactly, in the same format", arguments: WeightFormat.allCases)
+    func gatheringBlocks(format: WeightFormat) {
+        var rng = SplitMix64(seed: 109)
+        let (blocks, rowsPerBlock, stride, first, cols) = (3, 4, 7, 2, 70)   // a short last Q8_0 block
+        let w = randomMatrix(format, rows: blocks * stride, cols: cols, rng: &rng)
+        let g = w.gatheringBlocks(blocks, rowsPerBlock: rowsPerBlock, blockStride: stride, firstRow: first)
+        #expect(g.format == format && g.rows == blocks * rowsPerBlock && g.cols == cols)
+        for b in 0..<blocks {
+            for k in 0..<rowsPerBlock {
+                for i in 0..<cols { #expect(g.element(b * rowsPerBlock + k, i) == w.element(first + b * stride + k, i)) }
+            }
+        }
+        let x = rng.floats(cols)
+        var fromCopy = [Float](repeating: .nan, count: rowsPerBlock), fromView = fromCopy
+        g.rows(rowsPerBlock ..< 2 * rowsPerBlock).apply(x, rows: 1, into: &fromCopy)
+        w.rows(first + stride ..< first + stride + rowsPerBlock).apply(x, rows: 1, into: &fromView)
+        #expect(fromCopy == fromView, "\(format): a gathered block's product differs from the view's")
+    }
+
     @Test("a MatvecBatch of mixed formats, sizes and transposed items equals each product done alone")
     func batch() {
         var rng = SplitMix64(seed: 105)

@@ -130,7 +130,7 @@ enum WeightKernels {
     static func matvecQ8(values: UnsafePointer<Int8>, scales: UnsafePointer<UInt16>, cols: Int, rows: Range<Int>,
                          x: UnsafePointer<Float>, xq: UnsafePointer<Int16>, xd: UnsafePointer<Float>,
                          y: UnsafeMutablePointer<Float>) {
-        let bs = Q8_0.blockSize, blocks = Q8_0.blocks(cols), full = cols / bs
+        let full = cols / Q8_0.blockSize
         withUnsafeTemporaryAllocation(of: Float.self, capacity: max(4 * full, 1)) { rowScales in
             matvecQ8(values: values, scales: scales, cols: cols, rows: rows, x: x, xq: xq, xd: xd, y: y,
                      rowScales: rowScales.baseAddress!)

@@ -93,7 +93,7 @@ public struct WeightMatrix: @unchecked Sendable {
     /// True when the elements live in memory this matrix did not allocate (a mapped checkpoint or
     /// a tensor), i.e. loading did not copy them.
     public var isBorrowed: Bool {
-        !(owner is OwnedBytes) && !((owner as? TensorStorage)?.isOwned ?? false)
+        !(owner is OwnedBytes) && !(owner is WeightArena) && !((owner as? TensorStorage)?.isOwned ?? false)
             && !((owner as? Owners)?.hasOwnedBytes ?? false)
     }
 
@@ -180,20 +180,20 @@ public struct WeightMatrix: @unchecked Sendable {
     /// transposed: block b of the result is (cols, rowsPerBlock) with element [i, k] = self[b·stride + k, i].
     /// A copy in the same format, exact (elements are moved, not converted); nil for Q8_0, whose
     /// blocks of 32 run along the rows and cannot be transposed without re-quantising.
-    public func transposingBlocks(_ blocks: Int, rowsPerBlock: Int, blockStride: Int) -> WeightMatrix? {
+    public func transposingBlocks(_ blocks: Int, rowsPerBlock: Int, blockStride: Int, in arena: WeightArena? = nil) -> WeightMatrix? {
         precondition(blocks >= 0 && rowsPerBlock >= 0 && (blocks == 0 || (blocks - 1) * blockStride + rowsPerBlock <= rows),
                      "\(blocks) blocks of \(rowsPerBlock) rows every \(blockStride) of [\(rows), \(cols)]")
         func transpose<T>(_ p: UnsafePointer<T>, _ wrap: (UnsafePointer<T>) -> Storage) -> WeightMatrix {
             let n = blocks * cols * rowsPerBlock
-            let bytes = OwnedBytes(byteCount: max(n, 1) * MemoryLayout<T>.stride)
-            let out = bytes.pointer.bindMemory(to: T.self, capacity: max(n, 1))
+            let (raw, owner) = Self.copyMemory(max(n, 1) * MemoryLayout<T>.stride, arena)
+            let out = raw.bindMemory(to: T.self, capacity: max(n, 1))
             for b in 0..<blocks {
                 let src = p + b * blockStride * cols, dst = out + b * cols * rowsPerBlock
                 for k in 0..<rowsPerBlock {
                     for i in 0..<cols { (dst + i * rowsPerBlock + k).initialize(to: src[k * cols + i]) }
                 }
             }
-            return WeightMatrix(rows: blocks * cols, cols: rowsPerBlock, storage: wrap(UnsafePointer(out)), owner: bytes)
+            return WeightMatrix(rows: blocks * cols, cols: rowsPerBlock, storage: wrap(UnsafePointer(out)), owner: owner)
         }
         switch storage {
         case let .f32(p): return transpose(p) { .f32($0) }
@@ -201,6 +201,51 @@ public struct WeightMatrix: @unchecked Sendable {
         case let .f16(p): return transpose(p) { .f16($0) }
         case .q8_0: return nil
         }
+    }
+
+    /// Rows [first + b·blockStride, first + b·blockStride + rowsPerBlock) for b < `blocks`, one
+    /// after the other: (blocks·rowsPerBlock, cols). A copy in the same format, exact for every
+    /// format (whole rows move, Q8_0 rows with their scales).
+    public func gatheringBlocks(_ blocks: Int, rowsPerBlock: Int, blockStride: Int, firstRow: Int,
+                                in arena: WeightArena? = nil) -> WeightMatrix {
+        precondition(blocks >= 0 && rowsPerBlock >= 0 && firstRow >= 0
+                     && (blocks == 0 || firstRow + (blocks - 1) * blockStride + rowsPerBlock <= rows),
+                     "\(blocks) blocks of \(rowsPerBlock) rows every \(blockStride) from \(firstRow) of [\(rows), \(cols)]")
+        let n = blocks * rowsPerBlock
+        func gather<T>(_ p: UnsafePointer<T>, rowLength: Int, into out: UnsafeMutablePointer<T>) {
+            for b in 0..<blocks {
+                (out + b * rowsPerBlock * rowLength).initialize(from: p + (firstRow + b * blockStride) * rowLength,
+                                                                 count: rowsPerBlock * rowLength)
+            }
+        }
+        func copy<T>(_ p: UnsafePointer<T>, _ wrap: (UnsafePointer<T>) -> Storage) -> WeightMatrix {
+            let (raw, owner) = Self.copyMemory(max(n * cols, 1) * MemoryLayout<T>.stride, arena)
+            let out = raw.bindMemory(to: T.self, capacity: max(n * cols, 1))
+            gather(p, rowLength: cols, into: out)
+            return WeightMatrix(rows: n, cols: cols, storage: wrap(UnsafePointer(out)), owner: owner)
+        }
+        switch storage {
+        case let .f32(p): return copy(p) { .f32($0) }
+        case let .bf16(p): return copy(p) { .bf16($0) }
+        case let .f16(p): return copy(p) { .f16($0) }
+        case let .q8_0(v, sc):
+            // Scales first (2-byte aligned at offset 0), then the values, as `converting` lays them out.
+            let perRow = Q8_0.blocks(cols)
+            let (raw, owner) = Self.copyMemory(max(n * perRow * 2 + n * cols, 2), arena)
+            let scales = raw.bindMemory(to: UInt16.self, capacity: max(n * perRow, 1))
+            let values = (raw + n * perRow * 2).bindMemory(to: Int8.self, capacity: max(n * cols, 1))
+            gather(sc, rowLength: perRow, into: scales)
+            gather(v, rowLength: cols, into: values)
+            return WeightMatrix(rows: n, cols: cols, storage: .q8_0(values: UnsafePointer(values), scales: UnsafePointer(scales)),
+                                owner: owner)
+        }
+    }
+
+    /// `count` bytes for a copy, from `arena` (which then owns them) or in their own allocation.
+    private static func copyMemory(_ count: Int, _ arena: WeightArena?) -> (UnsafeMutableRawPointer, AnyObject) {
+        if let arena { return (arena.allocate(count), arena) }
+        let bytes = OwnedBytes(byteCount: count)
+        return (bytes.pointer, bytes)
     }
 
     /// float32 → bfloat16 bits, round to nearest even (NaN stays a quiet NaN).

@@ -231,10 +231,8 @@ struct MLA {
     private func absorbQuery(rows: Range<Int>, q: UnsafeMutablePointer<Float>, into qLat: UnsafeMutablePointer<Float>,
                              workspace ws: Workspace, recorder rec: OpRecorder?) {
         let c = config, l = layer
-        let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim
+        let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim
         let r = c.kvLoraRank, dqk = dn + dr, T = rows.count
-        // W_UK,h and W_UV,h are row views of kv_b_proj in its stored format (no float32 copy).
-        let kvB = weights.kvB.weight
         let qRows = q + rows.lowerBound * H * dqk, out = qLat + rows.lowerBound * H * r
         rec.op("q_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
                cost: Cost.qAbsorb(heads: H, tokens: T, kvLoraRank: r, nope: dn, weightBytes: weights.kvB.weightBytes)) {
@@ -242,7 +240,8 @@ struct MLA {
             let batch = ws.matvecs
             batch.removeAll()
             for h in 0..<H {
-                if let wUKT = weights.wUKT {
+                switch weights.wUK {
+                case let .transposed(wUKT):
                     // q̃_h = W_UK,hᵀ · q_nope,h, with W_UK,hᵀ rows [h·r, (h+1)·r) of the copy: (r, dn)
                     let w = wUKT.rows(h * r ..< (h + 1) * r)
                     if T == 1 {
@@ -250,14 +249,14 @@ struct MLA {
                     } else {
                         w.apply(qRows + h * dqk, rows: T, ldx: H * dqk, into: out + h * r, ldy: H * r)
                     }
-                    continue
-                }
-                // W_UK,h = rows [h(dn+dv), h(dn+dv)+dn) of kv_b_proj: (dn, r); q̃ = q_nope · W_UK,h
-                let wUK = kvB.rows(h * (dn + dv) ..< h * (dn + dv) + dn)
-                if T == 1 {
-                    batch.appendTransposed(wUK, x: qRows + h * dqk, y: out + h * r)
-                } else {
-                    wUK.applyTransposed(qRows + h * dqk, rows: T, ldx: H * dqk, into: out + h * r, ldy: H * r)
+                case let .gathered(wUK):
+                    // W_UK,h = rows [h·dn, (h+1)·dn) of the gathered copy: (dn, r); q̃ = q_nope · W_UK,h
+                    let w = wUK.rows(h * dn ..< (h + 1) * dn)
+                    if T == 1 {
+                        batch.appendTransposed(w, x: qRows + h * dqk, y: out + h * r)
+                    } else {
+                        w.applyTransposed(qRows + h * dqk, rows: T, ldx: H * dqk, into: out + h * r, ldy: H * r)
+                    }
                 }
             }
             batch.run()
@@ -268,16 +267,15 @@ struct MLA {
     private func absorbValue(rows: Range<Int>, context ctx: UnsafeMutablePointer<Float>, into attnOut: UnsafeMutablePointer<Float>,
                              workspace ws: Workspace, recorder rec: OpRecorder?) {
         let c = config, l = layer
-        let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dv = c.vHeadDim, r = c.kvLoraRank, T = rows.count
-        let kvB = weights.kvB.weight
+        let H = c.numAttentionHeads, dv = c.vHeadDim, r = c.kvLoraRank, T = rows.count
         let ctxRows = ctx + rows.lowerBound * H * r, out = attnOut + rows.lowerBound * H * dv
         rec.op("v_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
                cost: Cost.vAbsorb(heads: H, tokens: T, kvLoraRank: r, v: dv, weightBytes: weights.kvB.weightBytes)) {
             let batch = ws.matvecs
             batch.removeAll()
             for h in 0..<H {
-                // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj: (dv, r); o_h = ctx_h · W_UV,hᵀ
-                let wUV = kvB.rows(h * (dn + dv) + dn ..< (h + 1) * (dn + dv))
+                // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj, gathered: (dv, r); o_h = ctx_h · W_UV,hᵀ
+                let wUV = weights.wUV.rows(h * dv ..< (h + 1) * dv)
                 if T == 1 {
                     batch.append(wUV, x: ctxRows + h * r, y: out + h * dv)
                 } else {

@@ -27,12 +27,25 @@ public struct AttentionWeights: Sendable {
     public var kvANorm: Tensor    // kv_a_layernorm (r)
     public var kvB: Linear        // kv_b_proj (H·(dn+dv), r)
     public var o: Linear          // o_proj (hidden, H·dv)
-    /// W_UK,hᵀ of every head, (H·r, dn): q_absorb's q̃_h = W_UK,hᵀ·q_nope,h as a plain matvec over
-    /// contiguous rows, made at load for F32/BF16/F16 (exact). Read from kv_b_proj it is a
-    /// transposed product over four 1 KB rows at a time, which streamed at ~20 GB/s against
-    /// ~37 for the matvecs around it. nil for Q8_0 (kv_b_proj is then read transposed).
-    /// Costs 1/2 of kv_b_proj in memory (0.4% of the benchmark model).
-    public var wUKT: WeightMatrix?
+    /// W_UK for q_absorb's q̃_h = W_UK,hᵀ·q_nope,h (see `AbsorbedKey`).
+    public var wUK: AbsorbedKey
+    /// W_UV,h of every head gathered, (H·dv, r): an exact copy of kv_b_proj's W_UV rows, made at
+    /// load so that v_absorb's per-head products stream one contiguous run of rows. In kv_b_proj
+    /// each head's W_UV sits between two W_UK blocks, and 16 separate 64 KB (F32) or 17 KB (Q8_0)
+    /// streams ran 15% (F32) to 40% (Q8_0) slower than the same bytes contiguous.
+    public var wUV: WeightMatrix
+}
+
+/// How q_absorb reads W_UK: exact copies of kv_b_proj's W_UK rows, made at load (1/2 of
+/// kv_b_proj in memory; 0.4% of the F32 benchmark model).
+public enum AbsorbedKey: Sendable {
+    /// W_UK,hᵀ of every head, (H·r, dn), for F32/BF16/F16: q̃_h is a plain matvec over contiguous
+    /// rows. Read from kv_b_proj it was a transposed product over four 1 KB rows at a time, which
+    /// streamed at ~20 GB/s against ~37 for the matvecs around it.
+    case transposed(WeightMatrix)
+    /// W_UK,h of every head gathered, (H·dn, r), for Q8_0, whose blocks of 32 run along the rows
+    /// and cannot be transposed without re-quantising: q̃_h is read as a transposed product.
+    case gathered(WeightMatrix)
 }
 
 /// A SwiGLU feed-forward block: the dense FFN, a routed expert, or the fused shared experts.
@@ -110,16 +123,26 @@ public struct ModelWeights: Sendable {
                                down: try linear(p + ".down_proj", d, inter, bias: c.hasMLPBias))
         }
 
+        // MLA's load-time copies of kv_b_proj rows, in 2 MB pages (see `WeightArena`).
+        let arena = WeightArena()
         let embedding = try take.matrix("model.embed_tokens.weight", [c.vocabSize, d])
         var layers: [LayerWeights] = []
         for l in 0..<c.numHiddenLayers {
             let p = "model.layers.\(l)"
             let a = "\(p).self_attn"
+            let headRows = c.qkNopeHeadDim + c.vHeadDim
+            let kvB = try linear("\(a).kv_b_proj", h * headRows, c.kvLoraRank)
             var attn = AttentionWeights(
                 kvA: try linear("\(a).kv_a_proj_with_mqa", c.kvLoraRank + c.qkRopeHeadDim, d, bias: c.hasAttentionBias),
                 kvANorm: try take("\(a).kv_a_layernorm.weight", [c.kvLoraRank]),
-                kvB: try linear("\(a).kv_b_proj", h * (c.qkNopeHeadDim + c.vHeadDim), c.kvLoraRank),
-                o: try linear("\(a).o_proj", d, h * c.vHeadDim, bias: c.hasAttentionBias))
+                kvB: kvB,
+                o: try linear("\(a).o_proj", d, h * c.vHeadDim, bias: c.hasAttentionBias),
+                wUK: kvB.weight.transposingBlocks(h, rowsPerBlock: c.qkNopeHeadDim, blockStride: headRows, in: arena)
+                    .map { .transposed($0) }
+                    ?? .gathered(kvB.weight.gatheringBlocks(h, rowsPerBlock: c.qkNopeHeadDim, blockStride: headRows, firstRow: 0,
+                                                            in: arena)),
+                wUV: kvB.weight.gatheringBlocks(h, rowsPerBlock: c.vHeadDim, blockStride: headRows, firstRow: c.qkNopeHeadDim,
+                                                in: arena))
             if let qr = c.qLoraRank {
                 attn.qA = try linear("\(a).q_a_proj", qr, d, bias: c.hasAttentionBias)
                 attn.qANorm = try take("\(a).q_a_layernorm.weight", [qr])
@@ -127,8 +150,6 @@ public struct ModelWeights: Sendable {
             } else {
                 attn.q = try linear("\(a).q_proj", h * qkHead, d)
             }
-            attn.wUKT = attn.kvB.weight.transposingBlocks(h, rowsPerBlock: c.qkNopeHeadDim,
-                                                          blockStride: c.qkNopeHeadDim + c.vHeadDim)
             let mlp: MLPWeights
             if c.isMoELayer(l) {
                 let e = c.routedExperts, inter = c.expertIntermediateSize
