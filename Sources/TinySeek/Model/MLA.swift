@@ -240,22 +240,19 @@ struct MLA {
             let batch = ws.matvecs
             batch.removeAll()
             for h in 0..<H {
+                let x = qRows + h * dqk, y = out + h * r
                 switch weights.wUK {
                 case let .transposed(wUKT):
                     // q̃_h = W_UK,hᵀ · q_nope,h, with W_UK,hᵀ rows [h·r, (h+1)·r) of the copy: (r, dn)
                     let w = wUKT.rows(h * r ..< (h + 1) * r)
-                    if T == 1 {
-                        batch.append(w, x: qRows + h * dqk, y: out + h * r)
-                    } else {
-                        w.apply(qRows + h * dqk, rows: T, ldx: H * dqk, into: out + h * r, ldy: H * r)
-                    }
+                    if T == 1 { batch.append(w, x: x, y: y) } else { w.apply(x, rows: T, ldx: H * dqk, into: y, ldy: H * r) }
                 case let .gathered(wUK):
                     // W_UK,h = rows [h·dn, (h+1)·dn) of the gathered copy: (dn, r); q̃ = q_nope · W_UK,h
                     let w = wUK.rows(h * dn ..< (h + 1) * dn)
                     if T == 1 {
-                        batch.appendTransposed(w, x: qRows + h * dqk, y: out + h * r)
+                        batch.appendTransposed(w, x: x, y: y)
                     } else {
-                        w.applyTransposed(qRows + h * dqk, rows: T, ldx: H * dqk, into: out + h * r, ldy: H * r)
+                        w.applyTransposed(x, rows: T, ldx: H * dqk, into: y, ldy: H * r)
                     }
                 }
             }
