@@ -30,12 +30,13 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        // Header-only software prefetch for the matvec kernels (no Swift intrinsic exists).
-        .systemLibrary(name: "CPrefetch"),
+        // Header-only C helpers the kernels inline: software prefetch (no Swift intrinsic exists),
+        // weight widening, the Q8_0 integer dot and int16 activation rounding.
+        .systemLibrary(name: "CKernelSupport"),
         // Tensor math: Tensor type, SIMD kernels, BLAS matmul, safetensors reader.
         .target(
             name: "Tensor",
-            dependencies: ["COpenBLAS", "CPrefetch"],
+            dependencies: ["COpenBLAS", "CKernelSupport"],
             cSettings: simdCFlags,
             swiftSettings: simdSwiftFlags
         ),

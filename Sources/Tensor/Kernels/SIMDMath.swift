@@ -1,4 +1,4 @@
-import CPrefetch
+import CKernelSupport
 
 /// Vector helpers shared by the fast kernels: unaligned SIMD loads/stores and a vectorised
 /// exp accurate to ~1 ulp, so softmax and SiLU agree with `Foundation.exp` to float rounding.

@@ -1,4 +1,4 @@
-import CPrefetch
+import CKernelSupport
 
 /// y[m, rows] = x[m, cols]·Wᵀ for a few rows of activations (2 ≤ m ≤ `WeightKernels.smallBatch`)
 /// straight from 16-bit or Q8_0 weights: batched decode, where m is the number of sequences.

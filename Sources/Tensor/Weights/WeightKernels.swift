@@ -1,4 +1,4 @@
-import CPrefetch
+import CKernelSupport
 
 /// The fast kernels behind `WeightMatrix`: batch-1 matvecs that stream each weight format once,
 /// widening to float32 in registers, and the decoders that turn rows into float32 tiles for sgemm.
@@ -316,7 +316,7 @@ enum F16Lanes: Lanes {
     @inline(__always) static func scalar(_ e: UInt16) -> Float { half(e) }
 }
 
-/// 8 signed bytes as 8 floats (sign-extend, convert), in C so it is always inlined (see prefetch.h).
+/// 8 signed bytes as 8 floats (sign-extend, convert), in C so it is always inlined (see kernel_support.h).
 @inline(__always)
 func int8x8(_ q: UnsafePointer<Int8>) -> V8 { tinyseek_i8x8_to_f32(q) }
 

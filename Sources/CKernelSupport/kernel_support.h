@@ -1,9 +1,10 @@
 // Small x86-64 helpers for the weight kernels, header-only so Swift inlines them into its loops:
-// software prefetch (Swift has no prefetch intrinsic) and the widening conversions of 8 weights
-// to 8 floats (the standard library's generic SIMD conversions are not reliably inlined: inside
-// a larger loop they became a call per 8 weights).
-#ifndef TINYSEEK_PREFETCH_H
-#define TINYSEEK_PREFETCH_H
+// software prefetch (Swift has no prefetch intrinsic), the widening conversions of 8 weights to
+// 8 floats (the standard library's generic SIMD conversions are not reliably inlined: inside a
+// larger loop they became a call per 8 weights), and the Q8_0 matvec's int16 activations and
+// integer block dot.
+#ifndef TINYSEEK_KERNEL_SUPPORT_H
+#define TINYSEEK_KERNEL_SUPPORT_H
 
 #include <stdint.h>
 #include <string.h>
