@@ -109,4 +109,19 @@ static inline __attribute__((always_inline)) void tinyseek_q8_row_scales(const u
     }
 }
 
+// The horizontal sums of eight vectors as one vector, [Σa0, Σa1, ..., Σa7]: six pairwise adds
+// and one add across the halves (the hadd/vperm2f128 pattern) instead of eight reductions.
+#define TINYSEEK_HADD(a, b) (__builtin_shufflevector(a, b, 0, 2, 8, 10, 4, 6, 12, 14) \
+                             + __builtin_shufflevector(a, b, 1, 3, 9, 11, 5, 7, 13, 15))
+static inline __attribute__((always_inline)) tinyseek_float8 tinyseek_hsum8x8(
+    tinyseek_float8 a0, tinyseek_float8 a1, tinyseek_float8 a2, tinyseek_float8 a3,
+    tinyseek_float8 a4, tinyseek_float8 a5, tinyseek_float8 a6, tinyseek_float8 a7) {
+    // lo = [Σ0..3 of a0..a3, Σ4..7 of a0..a3]; hi the same for a4..a7.
+    tinyseek_float8 lo = TINYSEEK_HADD(TINYSEEK_HADD(a0, a1), TINYSEEK_HADD(a2, a3));
+    tinyseek_float8 hi = TINYSEEK_HADD(TINYSEEK_HADD(a4, a5), TINYSEEK_HADD(a6, a7));
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 8, 9, 10, 11)
+         + __builtin_shufflevector(lo, hi, 4, 5, 6, 7, 12, 13, 14, 15);
+}
+#undef TINYSEEK_HADD
+
 #endif

@@ -138,6 +138,34 @@ struct KernelTests {
         }
     }
 
+    /// MLA decode scores: query rows in groups of four and a remainder, positions in pairs and
+    /// an odd last one, split into chunks over the pool (≥ 32 positions each), with widths that
+    /// are and are not multiples of 8, strided query rows and NaN padding after each row.
+    @Test("latent scores against the reference: rows, positions, ragged widths, strides",
+          arguments: [(16, 256, 32), (5, 64, 8), (7, 20, 4), (1, 8, 0)])
+    func latentScores(rows: Int, rank: Int, ropeDims: Int) {
+        var rng = SplitMix64(seed: 31)
+        let (ldq, lde) = (rank + 3, ropeDims + 5)
+        for positions in [1, 2, 3, 31, 64, 65, 200] {
+            var q = rng.floats(rows * ldq), e = rng.floats(rows * lde)
+            for i in 0..<rows {
+                for k in rank..<ldq { q[i * ldq + k] = .nan }
+                for k in ropeDims..<lde { e[i * lde + k] = .nan }
+            }
+            let cache = rng.floats(positions * (rank + ropeDims))
+            var fast = [Float](repeating: .nan, count: rows * positions), ref = fast, mag = fast
+            LatentAttention.scores(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, qLatent: q, latentStride: ldq,
+                                   qRope: e, ropeStride: lde, cache: cache, scale: 0.125, into: &fast, pool: WorkerPool(lanes: 2))
+            ReferenceKernels.latentScores(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, qLatent: q,
+                                          latentStride: ldq, qRope: e, ropeStride: lde, cache: cache, scale: 0.125, into: &ref)
+            ReferenceKernels.latentScores(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions,
+                                          qLatent: q.map { $0.isNaN ? $0 : abs($0) }, latentStride: ldq,
+                                          qRope: e.map { $0.isNaN ? $0 : abs($0) }, ropeStride: lde,
+                                          cache: cache.map(abs), scale: 0.125, into: &mag)
+            expectClose(fast, ref, tol: 1e-5, magnitude: mag, "\(rows) rows, r \(rank), dr \(ropeDims), \(positions) positions")
+        }
+    }
+
     @Test("rmsNorm", arguments: oddSizes)
     func rmsNorm(n: Int) {
         var rng = SplitMix64(seed: 6 &+ UInt64(n))

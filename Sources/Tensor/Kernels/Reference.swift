@@ -84,6 +84,19 @@ public enum ReferenceKernels {
         return acc
     }
 
+    /// scores[i·S + t] = scale·(q̃_i·c_t + q_pe,i·k_pe,t): absorbed-MLA scores of query rows
+    /// against cache rows [c_t (r) | k_pe,t (dr)] (see `LatentAttention.scores`).
+    public static func latentScores(rows: Int, rank r: Int, ropeDims dr: Int, positions S: Int,
+                                    qLatent: UnsafePointer<Float>, latentStride: Int, qRope: UnsafePointer<Float>, ropeStride: Int,
+                                    cache: UnsafePointer<Float>, scale: Float, into scores: UnsafeMutablePointer<Float>) {
+        for i in 0..<rows {
+            for t in 0..<S {
+                let c = cache + t * (r + dr)
+                scores[i * S + t] = scale * (dot(qLatent + i * latentStride, c, count: r) + dot(qRope + i * ropeStride, c + r, count: dr))
+            }
+        }
+    }
+
     /// Rotates `x` (length `2 * cos.count`) by the angles whose cosines and sines are given,
     /// one per frequency i. Interleaved: pairs (x[2i], x[2i+1]); half-split: (x[i], x[i+d/2]).
     ///   x'_a = x_a cos θ_i − x_b sin θ_i,   x'_b = x_b cos θ_i + x_a sin θ_i

@@ -298,8 +298,15 @@ struct MLA {
             let scores = ws.pointer(.scores, tb * H * S)       // (tb, H, S)
             // All heads at once: the latent rows are the shared key (MQA over the latent).
             // score = s·(q̃·c + q_pe·k_pe): the latent part, then the rope part accumulated.
+            // One query token (decode): H rows only, where sgemm's packing costs about what its
+            // arithmetic does; `LatentAttention` reads the cache rows in place (see there).
             rec.op("attn_score", layer: l, kind: .attention,
                    cost: Cost.absorbedScore(heads: H, tokens: tb, positions: S, kvLoraRank: r, rope: dr)) {
+                if tb == 1 {
+                    LatentAttention.scores(rows: H, rank: r, ropeDims: dr, positions: S, qLatent: qLat + t0 * H * r, latentStride: r,
+                                           qRope: qPe + t0 * H * dqk, ropeStride: dqk, cache: latent, scale: scale, into: scores)
+                    return
+                }
                 Kernels.gemm(m: tb * H, n: S, k: r, a: qLat + t0 * H * r, lda: r, b: latent, ldb: w,
                              transposeB: true, c: scores, ldc: S, alpha: scale)
                 Kernels.gemm(m: tb * H, n: S, k: dr, a: qPe + t0 * H * dqk, lda: dqk, b: latent + r, ldb: w,

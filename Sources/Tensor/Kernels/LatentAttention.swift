@@ -1,0 +1,104 @@
+import CKernelSupport
+
+/// Decode-time scores of absorbed MLA: query rows against the rows of a latent cache.
+///
+/// A cache row is [c_t (r floats) | k_pe,t (dr floats)]; a query row is q̃ = W_UK,hᵀ q_nope,h (r
+/// floats) with its rotated q_pe,h (dr floats) kept elsewhere:
+///
+///   scores[i·S + t] = scale · (q̃_i · c_t + q_pe,i · k_pe,t)
+///
+/// This is sgemm's job for prefill, but a decode step has only H rows (16 here) against S cache
+/// rows: sgemm packs every cache row it reads into a buffer, which for 16 rows costs about what
+/// the arithmetic does, and split over columns each lane's call repeats that. Here each lane
+/// takes a range of positions and reads its cache rows in place, once: for each pair of
+/// positions, every group of four query rows in a 4 × 2 register tile (eight accumulators,
+/// `tinyseek_hsum8x8` for the eight sums). The context Σ p·c stays with sgemm (as fast here).
+///
+/// `ReferenceKernels.latentScores` is the definition it is tested against.
+public enum LatentAttention {
+    /// scores[i·positions + t] for i < rows, t < positions. q̃ rows are `latentStride` floats
+    /// apart, q_pe rows `ropeStride`, cache rows `rank + ropeDims`.
+    public static func scores(rows: Int, rank: Int, ropeDims: Int, positions: Int,
+                              qLatent: UnsafePointer<Float>, latentStride: Int, qRope: UnsafePointer<Float>, ropeStride: Int,
+                              cache: UnsafePointer<Float>, scale: Float, into scores: UnsafeMutablePointer<Float>,
+                              pool: WorkerPool = .shared) {
+        guard rows > 0, positions > 0 else { return }
+        // Chunks of at least 32 positions (a few microseconds of work), up to 4 per lane.
+        let chunks = max(1, min(positions / 32, 4 * pool.laneCount))
+        let per = (positions + chunks - 1) / chunks
+        let task = Scores(rows: rows, r: rank, dr: ropeDims, positions: positions, per: (per + 1) & ~1,
+                          q: qLatent, ldq: latentStride, e: qRope, lde: ropeStride, cache: cache, scale: scale, out: scores)
+        pool.run(chunks: (positions + task.per - 1) / task.per, task)
+    }
+
+    /// Chunk c: positions [c·per, (c+1)·per) for every query row.
+    struct Scores: PoolTask {
+        let rows: Int, r: Int, dr: Int, positions: Int, per: Int
+        let q: UnsafePointer<Float>, ldq: Int, e: UnsafePointer<Float>, lde: Int
+        let cache: UnsafePointer<Float>, scale: Float, out: UnsafeMutablePointer<Float>
+
+        func callAsFunction(_ c: Int, _ scratch: Scratch) {
+            let lo = c * per, hi = min(positions, lo + per), w = r + dr, S = positions
+            let r8 = r & ~7, dr8 = dr & ~7
+            // Σ over the columns past the last multiple of 8, for query row i and position t.
+            @inline(__always) func tail(_ i: Int, _ t: Int) -> Float {
+                let qi = q + i * ldq, ei = e + i * lde, ct = cache + t * w
+                var s: Float = 0
+                for k in r8..<r { s += qi[k] * ct[k] }
+                for k in dr8..<dr { s += ei[k] * ct[r + k] }
+                return s
+            }
+            let ragged = r8 < r || dr8 < dr
+            var t = lo
+            while t < hi {
+                let two = t + 1 < hi
+                let c0 = cache + t * w, c1 = two ? c0 + w : c0
+                var i = 0
+                while i + 4 <= rows {
+                    let q0 = q + i * ldq, q1 = q0 + ldq, q2 = q1 + ldq, q3 = q2 + ldq
+                    let e0 = e + i * lde, e1 = e0 + lde, e2 = e1 + lde, e3 = e2 + lde
+                    var a00 = V8(), a10 = V8(), a20 = V8(), a30 = V8(), a01 = V8(), a11 = V8(), a21 = V8(), a31 = V8()
+                    var k = 0
+                    while k < r8 {
+                        let x0 = load8(c0 + k), x1 = load8(c1 + k)
+                        let y0 = load8(q0 + k), y1 = load8(q1 + k), y2 = load8(q2 + k), y3 = load8(q3 + k)
+                        a00.addProduct(y0, x0); a10.addProduct(y1, x0); a20.addProduct(y2, x0); a30.addProduct(y3, x0)
+                        a01.addProduct(y0, x1); a11.addProduct(y1, x1); a21.addProduct(y2, x1); a31.addProduct(y3, x1)
+                        k += 8
+                    }
+                    k = 0
+                    while k < dr8 {
+                        let x0 = load8(c0 + r + k), x1 = load8(c1 + r + k)
+                        let y0 = load8(e0 + k), y1 = load8(e1 + k), y2 = load8(e2 + k), y3 = load8(e3 + k)
+                        a00.addProduct(y0, x0); a10.addProduct(y1, x0); a20.addProduct(y2, x0); a30.addProduct(y3, x0)
+                        a01.addProduct(y0, x1); a11.addProduct(y1, x1); a21.addProduct(y2, x1); a31.addProduct(y3, x1)
+                        k += 8
+                    }
+                    var v = tinyseek_hsum8x8(a00, a10, a20, a30, a01, a11, a21, a31)
+                    if ragged {
+                        for h in 0..<4 {
+                            v[h] += tail(i + h, t)
+                            if two { v[4 + h] += tail(i + h, t + 1) }
+                        }
+                    }
+                    v *= scale
+                    out[i * S + t] = v[0]; out[(i + 1) * S + t] = v[1]; out[(i + 2) * S + t] = v[2]; out[(i + 3) * S + t] = v[3]
+                    if two {
+                        out[i * S + t + 1] = v[4]; out[(i + 1) * S + t + 1] = v[5]
+                        out[(i + 2) * S + t + 1] = v[6]; out[(i + 3) * S + t + 1] = v[7]
+                    }
+                    i += 4
+                }
+                // Rows past the last group of four: one dot product at a time.
+                while i < rows {
+                    for u in t..<(two ? t + 2 : t + 1) {
+                        let cu = cache + u * w
+                        out[i * S + u] = scale * (Kernels.dot(q + i * ldq, cu, count: r) + Kernels.dot(e + i * lde, cu + r, count: dr))
+                    }
+                    i += 1
+                }
+                t += two ? 2 : 1
+            }
+        }
+    }
+}
