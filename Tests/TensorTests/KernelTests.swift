@@ -205,6 +205,24 @@ func checkDistribution(_ p: [Float], valid: Int, _ what: String, sourceLocation:
 }
 
 extension KernelTests {
+    @Test("softmaxRows: each (token, head) row as softmax alone, causal, on the calling thread and split over the pool",
+          arguments: [(3, 5, 7), (16, 1, 2000), (6, 4, 900)])
+    func softmaxRows(heads: Int, tokens: Int, positions: Int) {
+        var rng = SplitMix64(seed: 77)
+        let scores = rng.floats(heads * tokens * positions, in: -8..<8)
+        var rows = scores, alone = scores
+        let first = positions - tokens + 1   // the last `tokens` positions are the new tokens
+        Kernels.softmaxRows(&rows, rows: heads * tokens, count: positions, firstValid: first, rowsPerStep: heads,
+                            pool: WorkerPool(lanes: 2))
+        alone.withUnsafeMutableBufferPointer { p in
+            for t in 0..<tokens {
+                for h in 0..<heads { Kernels.softmax(p.baseAddress! + (t * heads + h) * positions, count: positions, valid: first + t) }
+            }
+        }
+        #expect(rows == alone, "\(heads) heads × \(tokens) tokens × \(positions) positions")
+        checkDistribution(Array(rows[0..<positions]), valid: first, "first row")
+    }
+
     @Test("softmax over the first `valid` of n entries, valid from 0 to beyond n", arguments: oddSizes)
     func softmax(n: Int) {
         var rng = SplitMix64(seed: 7 &+ UInt64(n))

@@ -173,6 +173,32 @@ public enum Kernels {
         scale(x, by: 1 / sum, count: v)
     }
 
+    /// `softmax` of `rows` rows of `count` scores, row i keeping its first
+    /// firstValid + i / rowsPerStep entries (causal masking of (token, head) rows: every
+    /// `rowsPerStep` rows belong to the next token). Split over the pool once the rows hold
+    /// enough exponentials to pay for the hand-off (a long context's decode step: 16 heads ×
+    /// thousands of positions), else on the calling thread.
+    public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, count n: Int, firstValid: Int, rowsPerStep: Int,
+                                   pool: WorkerPool = .shared) {
+        let task = SoftmaxRows(x: x, rows: rows, n: n, firstValid: firstValid, rowsPerStep: max(rowsPerStep, 1),
+                               per: max(1, (rows + 2 * pool.laneCount - 1) / (2 * pool.laneCount)))
+        guard rows * n >= 16_384, rows > 1, pool.laneCount > 1 else {
+            task.run(0..<rows)
+            return
+        }
+        pool.run(chunks: (rows + task.per - 1) / task.per, task)
+    }
+
+    /// Chunk c: rows [c·per, (c+1)·per).
+    struct SoftmaxRows: PoolTask {
+        let x: UnsafeMutablePointer<Float>, rows: Int, n: Int, firstValid: Int, rowsPerStep: Int, per: Int
+        func callAsFunction(_ c: Int, _ scratch: Scratch) { run(c * per ..< min(rows, (c + 1) * per)) }
+
+        func run(_ range: Range<Int>) {
+            for i in range { softmax(x + i * n, count: n, valid: firstValid + i / rowsPerStep) }
+        }
+    }
+
     public static func silu(_ x: UnsafeMutablePointer<Float>, count n: Int) {
         var i = 0
         while i + 8 <= n { let v = load8(x + i); store8(v / (1 + exp8(-v)), x + i); i += 8 }

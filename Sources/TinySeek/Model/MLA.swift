@@ -313,9 +313,8 @@ struct MLA {
                              transposeB: true, c: scores, ldc: S, alpha: scale, beta: 1)
             }
             rec.op("softmax", layer: l, kind: .elementwise, cost: Cost.softmax(heads: H, tokens: tb, positions: S)) {
-                for t in 0..<tb {
-                    for h in 0..<H { Kernels.softmax(scores + (t * H + h) * S, count: S, valid: p0 + t0 + t + 1) }
-                }
+                // Rows (t, h): row t·H + h keeps its first p0 + t0 + t + 1 positions.
+                Kernels.softmaxRows(scores, rows: tb * H, count: S, firstValid: p0 + t0 + 1, rowsPerStep: H)
             }
             // ...and the latent is the shared value: ctx = P · C.
             rec.op("attn_context", layer: l, kind: .attention,
