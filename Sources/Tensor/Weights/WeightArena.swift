@@ -12,7 +12,8 @@ import Darwin
 /// q_absorb −25% and v_absorb −15% of their time with the copies in this arena instead.
 ///
 /// Copies are bump-allocated from regions of `regionBytes` (virtual; a page is resident once
-/// written). A `WeightMatrix` made here keeps the arena alive as its owner.
+/// written). A `WeightMatrix` made here keeps the arena alive as its owner. Not thread-safe:
+/// a model fills its arena while it loads, on one thread, and only reads it after that.
 public final class WeightArena: @unchecked Sendable {
     /// Size of each reserved region (more when one copy needs more).
     public static let regionBytes = 32 << 20
