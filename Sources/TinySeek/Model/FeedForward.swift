@@ -28,13 +28,11 @@ extension FeedForwardWeights {
                cost: gate.cost(tokens: rows) + up.cost(tokens: rows)) {
             if rows == 1 {
                 // Decode: gate and up read the same x; one parallel job streams both.
-                let batch = ws.matvecs
+                let batch = ws.linears
                 batch.removeAll()
-                batch.append(gate.weight, x: x, y: g)
-                batch.append(up.weight, x: x, y: u)
+                batch.append(gate, x: x, y: g)
+                batch.append(up, x: x, y: u)
                 batch.run()
-                gate.addBias(to: g, rows: 1)
-                up.addBias(to: u, rows: 1)
             } else {
                 gate.apply(x, rows: rows, ldx: ldx, into: g)
                 up.apply(x, rows: rows, ldx: ldx, into: u)

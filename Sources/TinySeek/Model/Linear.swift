@@ -50,3 +50,34 @@ public struct Linear: Sendable {
     /// gemm for a batch, gemv for a single row: how the roofline tells them apart.
     public func kind(tokens: Int) -> OpKind { tokens == 1 ? .gemv : .gemm }
 }
+
+/// One-row products of linear layers that do not depend on each other, as one parallel job: a
+/// `MatvecBatch` of their weights, then each layer's bias added to its output. How decode streams
+/// the layers that read the same input together (q_a and kv_a, gate and up, a token's experts).
+///
+/// Reusable like the `MatvecBatch` under it: `removeAll()` keeps the storage.
+final class LinearBatch {
+    private let matvecs: MatvecBatch
+    private var biases: [(bias: Tensor, y: UnsafeMutablePointer<Float>)] = []
+
+    init(_ matvecs: MatvecBatch) {
+        self.matvecs = matvecs
+        biases.reserveCapacity(64)
+    }
+
+    func removeAll() {
+        matvecs.removeAll()
+        biases.removeAll(keepingCapacity: true)
+    }
+
+    /// Adds y[outFeatures] = layer(x[inFeatures]).
+    func append(_ layer: Linear, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        matvecs.append(layer.weight, x: x, y: y)
+        if let bias = layer.bias { biases.append((bias, y)) }
+    }
+
+    func run() {
+        matvecs.run()
+        for (bias, y) in biases { Kernels.add(y, bias.pointer, count: bias.count, out: y) }
+    }
+}

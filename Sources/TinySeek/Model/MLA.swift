@@ -85,13 +85,11 @@ struct MLA {
                 let kv = weights.kvA
                 rec.fused(layer: l, parts: { [OpPart("q_a_proj", kind: .gemv, cost: qA.cost(tokens: 1)),
                                               OpPart("kv_a_proj", kind: .gemv, cost: kv.cost(tokens: 1))] }) {
-                    let batch = ws.matvecs
+                    let batch = ws.linears
                     batch.removeAll()
-                    batch.append(qA.weight, x: xn, y: qa)
-                    batch.append(kv.weight, x: xn, y: kvA)
+                    batch.append(qA, x: xn, y: qa)
+                    batch.append(kv, x: xn, y: kvA)
                     batch.run()
-                    qA.addBias(to: qa, rows: 1)
-                    kv.addBias(to: kvA, rows: 1)
                 }
             } else {
                 rec.op("q_a_proj", layer: l, kind: qA.kind(tokens: N), cost: qA.cost(tokens: N)) {

@@ -108,23 +108,19 @@ struct MoE {
         let logits = ws.pointer(.routerLogits, 3 * e)
         let g = ws.pointer(.gate, k * inter + si), u = ws.pointer(.up, k * inter + si), y = ws.pointer(.expertOut, (k + 1) * d)
         let gs = g + k * inter, us = u + k * inter, ys = y + k * d   // the shared experts' rows
-        let batch = ws.matvecs
+        let batch = ws.linears
 
         rec.fused(layer: l, parts: {
             [OpPart("router", kind: .routing, cost: router.cost(tokens: 1))]
                 + (shared.map { [OpPart(names.gateUp, kind: .gemv, cost: $0.gate.cost(tokens: 1) + $0.up.cost(tokens: 1))] } ?? [])
         }) {
             batch.removeAll()
-            batch.append(router.weight, x: xn, y: logits)
+            batch.append(router, x: xn, y: logits)
             if let shared {
-                batch.append(shared.gate.weight, x: xn, y: gs)
-                batch.append(shared.up.weight, x: xn, y: us)
+                batch.append(shared.gate, x: xn, y: gs)
+                batch.append(shared.up, x: xn, y: us)
             }
             batch.run()
-            if let shared {
-                shared.gate.addBias(to: gs, rows: 1)
-                shared.up.addBias(to: us, rows: 1)
-            }
         }
         selectRoutes(logits: logits, tokens: 1, routes: &routes, recorder: rec, expertLoad: expertLoad)
         if shared != nil {
@@ -143,16 +139,11 @@ struct MoE {
         }) {
             batch.removeAll()
             for s in 0..<slots {
-                batch.append(expert(s).gate.weight, x: xn, y: g + s * inter)
-                batch.append(expert(s).up.weight, x: xn, y: u + s * inter)
+                batch.append(expert(s).gate, x: xn, y: g + s * inter)
+                batch.append(expert(s).up, x: xn, y: u + s * inter)
             }
-            if let shared { batch.append(shared.down.weight, x: gs, y: ys) }
+            if let shared { batch.append(shared.down, x: gs, y: ys) }
             batch.run()
-            for s in 0..<slots {
-                expert(s).gate.addBias(to: g + s * inter, rows: 1)
-                expert(s).up.addBias(to: u + s * inter, rows: 1)
-            }
-            shared?.down.addBias(to: ys, rows: 1)
         }
         rec.split("expert_act", layer: l, kind: .elementwise, parts: slots, expert: { Int(routes.experts[$0]) },
                   cost: { _ in Cost.elementwise(elements: inter, inputs: 2, flopsPerElement: 5) }) {
@@ -161,9 +152,8 @@ struct MoE {
         rec.split("expert_down", layer: l, kind: .gemv, parts: slots, expert: { Int(routes.experts[$0]) },
                   cost: { expert($0).down.cost(tokens: 1) }) {
             batch.removeAll()
-            for s in 0..<slots { batch.append(expert(s).down.weight, x: g + s * inter, y: y + s * d) }
+            for s in 0..<slots { batch.append(expert(s).down, x: g + s * inter, y: y + s * d) }
             batch.run()
-            for s in 0..<slots { expert(s).down.addBias(to: y + s * d, rows: 1) }
         }
         out.update(repeating: 0, count: d)
         rec.split("expert_combine", layer: l, kind: .elementwise, parts: slots, expert: { Int(routes.experts[$0]) },

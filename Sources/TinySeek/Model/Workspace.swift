@@ -25,14 +25,17 @@ public final class Workspace: @unchecked Sendable {
 
     private var buffers: [TensorStorage]
     private var views: [Tensor?]
-    /// Independent batch-1 products of one step run as one parallel job (experts, heads).
+    /// Independent batch-1 products of one step run as one parallel job (experts, heads), and
+    /// the same for whole linear layers (their biases added after).
     public let matvecs = MatvecBatch()
+    let linears: LinearBatch
     /// The step's sequences and the runs of rows that take the absorbed MLA order, rebuilt each
     /// step in place (capacity kept), so planning a decode step allocates nothing.
     var slices: [SequenceSlice] = []
     var absorbedRuns: [Range<Int>] = []
 
     public init() {
+        linears = LinearBatch(matvecs)
         buffers = Slot.allCases.map { _ in TensorStorage(zeros: 0) }
         views = Slot.allCases.map { _ in nil }
     }
