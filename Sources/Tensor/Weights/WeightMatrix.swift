@@ -164,15 +164,12 @@ public struct WeightMatrix: @unchecked Sendable {
                                 owner: bytes)
         case .q8_0:
             let blocks = Q8_0.blocks(cols)
-            // Scales first (2-byte aligned at offset 0), then the values.
-            let bytes = OwnedBytes(byteCount: max(rows * blocks * 2 + rows * cols, 2))
-            let scales = bytes.pointer.bindMemory(to: UInt16.self, capacity: max(rows * blocks, 1))
-            let values = (bytes.pointer + rows * blocks * 2).bindMemory(to: Int8.self, capacity: max(rows * cols, 1))
+            let (values, scales, owner) = q8Memory(rows: rows, cols: cols, nil)
             for i in 0..<rows {
                 Q8_0.quantize(row: f.pointer + i * cols, count: cols, values: values + i * cols, scales: scales + i * blocks)
             }
             return WeightMatrix(rows: rows, cols: cols, storage: .q8_0(values: UnsafePointer(values), scales: UnsafePointer(scales)),
-                                owner: bytes)
+                                owner: owner)
         }
     }
 
@@ -229,16 +226,23 @@ public struct WeightMatrix: @unchecked Sendable {
         case let .bf16(p): return copy(p) { .bf16($0) }
         case let .f16(p): return copy(p) { .f16($0) }
         case let .q8_0(v, sc):
-            // Scales first (2-byte aligned at offset 0), then the values, as `converting` lays them out.
-            let perRow = Q8_0.blocks(cols)
-            let (raw, owner) = Self.copyMemory(max(n * perRow * 2 + n * cols, 2), arena)
-            let scales = raw.bindMemory(to: UInt16.self, capacity: max(n * perRow, 1))
-            let values = (raw + n * perRow * 2).bindMemory(to: Int8.self, capacity: max(n * cols, 1))
-            gather(sc, rowLength: perRow, into: scales)
+            let (values, scales, owner) = Self.q8Memory(rows: n, cols: cols, arena)
+            gather(sc, rowLength: Q8_0.blocks(cols), into: scales)
             gather(v, rowLength: cols, into: values)
             return WeightMatrix(rows: n, cols: cols, storage: .q8_0(values: UnsafePointer(values), scales: UnsafePointer(scales)),
                                 owner: owner)
         }
+    }
+
+    /// Memory for a Q8_0 matrix of (rows, cols): the scales first (2-byte aligned at offset 0),
+    /// then the values, from `arena` or in their own allocation.
+    private static func q8Memory(rows: Int, cols: Int, _ arena: WeightArena?)
+        -> (values: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<UInt16>, owner: AnyObject) {
+        let blocks = Q8_0.blocks(cols)
+        let (raw, owner) = copyMemory(max(rows * blocks * 2 + rows * cols, 2), arena)
+        let scales = raw.bindMemory(to: UInt16.self, capacity: max(rows * blocks, 1))
+        let values = (raw + rows * blocks * 2).bindMemory(to: Int8.self, capacity: max(rows * cols, 1))
+        return (values, scales, owner)
     }
 
     /// `count` bytes for a copy, from `arena` (which then owns them) or in their own allocation.
