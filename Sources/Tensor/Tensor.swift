@@ -9,12 +9,32 @@ public final class TensorStorage: @unchecked Sendable {
     public let base: UnsafeMutablePointer<Float>
     public let count: Int
     private let owner: AnyObject?
+    /// Bytes mapped for this storage (0 when it came from malloc).
+    private let mappedBytes: Int
+
+    /// Storages of at least this many bytes are their own anonymous mapping.
+    ///
+    /// The kernel zero-fills such pages when first touched, so a large buffer (a KV cache, a
+    /// prefill-sized activation) costs resident memory only for the part that is used, and its
+    /// pages go back to the system when it is freed. malloc would keep a freed block of a size it
+    /// has seen freed before in its heap (glibc raises its mmap threshold up to 32 MB), so the
+    /// process would stay as large as its largest prompt.
+    public static let mappingThreshold = 1 << 20
 
     /// Allocates `count` zeroed floats, 64-byte aligned (one cache line, a whole AVX-512 vector).
     public init(zeros count: Int) {
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        raw.initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
-        self.base = raw.assumingMemoryBound(to: Float.self)
+        let bytes = max(count, 1) * 4
+        if bytes >= Self.mappingThreshold,
+           let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+           mapped != MAP_FAILED {
+            self.base = mapped.bindMemory(to: Float.self, capacity: max(count, 1))
+            self.mappedBytes = bytes
+        } else {
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            raw.initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
+            self.base = raw.assumingMemoryBound(to: Float.self)
+            self.mappedBytes = 0
+        }
         self.count = count
         self.owner = nil
     }
@@ -24,12 +44,17 @@ public final class TensorStorage: @unchecked Sendable {
         self.base = base
         self.count = count
         self.owner = owner
+        self.mappedBytes = 0
     }
 
     public var isOwned: Bool { owner == nil }
 
     deinit {
-        if owner == nil { UnsafeMutableRawPointer(base).deallocate() }
+        if mappedBytes > 0 {
+            munmap(UnsafeMutableRawPointer(base), mappedBytes)
+        } else if owner == nil {
+            UnsafeMutableRawPointer(base).deallocate()
+        }
     }
 }
 

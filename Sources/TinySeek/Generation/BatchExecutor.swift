@@ -38,6 +38,7 @@ public final class BatchExecutor {
         var opts = options
         opts.allLogits = allLogits
         hiddenStates.removeAll(keepingCapacity: true)
+        workspace.beginStep()
         return model.forward(batch: batch, options: opts, workspace: workspace, routes: &routes,
                              recorder: recorder, expertLoad: expertLoad, hiddenStates: &hiddenStates)
     }

@@ -25,6 +25,8 @@ public final class Workspace: @unchecked Sendable {
 
     private var buffers: [TensorStorage]
     private var views: [Tensor?]
+    /// The most floats each slot was asked for since `beginStep`.
+    private var asked: [Int]
     /// Independent batch-1 products of one step run as one parallel job (experts, heads), and
     /// the same for whole linear layers (their biases added after).
     public let matvecs = MatvecBatch()
@@ -38,6 +40,24 @@ public final class Workspace: @unchecked Sendable {
         linears = LinearBatch(matvecs)
         buffers = Slot.allCases.map { _ in TensorStorage(zeros: 0) }
         views = Slot.allCases.map { _ in nil }
+        asked = Slot.allCases.map { _ in 0 }
+    }
+
+    /// Starts a forward step. A buffer that the previous step used less than a quarter of, and
+    /// that holds at least `TensorStorage.mappingThreshold` bytes, is freed (its pages go back to
+    /// the system) and grows again when a step needs it. So a long prompt's activations are not
+    /// kept resident through the decode that follows it: decode needs a few rows, prefill
+    /// hundreds. A buffer in use keeps its memory (decode's score buffer, growing one position a
+    /// step, grows by half at a time and never falls below a quarter used).
+    public func beginStep() {
+        for i in buffers.indices {
+            let held = buffers[i].count
+            if held * 4 >= TensorStorage.mappingThreshold && asked[i] * 4 < held {
+                buffers[i] = TensorStorage(zeros: 0)
+                views[i] = nil
+            }
+            asked[i] = 0
+        }
     }
 
     /// A buffer of at least `count` floats for `slot` (contents unspecified). A buffer that must
@@ -46,6 +66,7 @@ public final class Workspace: @unchecked Sendable {
     @inline(__always)
     public func pointer(_ slot: Slot, _ count: Int) -> UnsafeMutablePointer<Float> {
         let held = buffers[slot.rawValue].count
+        asked[slot.rawValue] = max(asked[slot.rawValue], count)
         if held < count {
             buffers[slot.rawValue] = TensorStorage(zeros: max(count, held + held / 2))
         }
