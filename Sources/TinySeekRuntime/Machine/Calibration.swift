@@ -94,7 +94,11 @@ public enum Calibration {
         let count = options.bufferBytes / MemoryLayout<Float>.stride
         let a = Tensor(zeros: [count]), b = Tensor(zeros: [count]), c = Tensor(zeros: [count])
         let partials = Tensor(zeros: [threads * 16])  // one cache line per thread: no false sharing
+        // Every page written before it is timed: a large tensor is fresh zero-filled pages, which
+        // would be faulted in during the first run (and an unwritten page reads from the shared
+        // zero page, from cache).
         parallel(threads: threads, count: count) { range, _ in
+            (a.pointer + range.lowerBound).update(repeating: 0, count: range.count)
             (b.pointer + range.lowerBound).update(repeating: 1, count: range.count)
             (c.pointer + range.lowerBound).update(repeating: 2, count: range.count)
         }
