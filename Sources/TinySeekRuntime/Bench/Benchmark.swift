@@ -74,7 +74,7 @@ public enum Benchmark {
         var gemmRoofs: [Double] = [], readRoofs: [Double] = []
         let firstTokenSeconds: Double, touchSeconds: Double
         var hugePages: (resident: Int, huge: Int)?
-        do {  // the timed session lives in this scope, so its buffers are gone for the memory passes
+        do {  // the cold-start session lives in this scope only
             let session = model.makeSession(capacity: context)
             session.options.attention = o.attention
             progress("cold start: first \(prompt.count)-token prompt")
@@ -89,7 +89,22 @@ public enum Benchmark {
             hugePages = ProcessMemory.hugePages(in: model.weightMemory)
             session.reset()
             try decode(session, prompt: prompt, steps: min(o.decodeTokens, 16))
+        }
 
+        // Peak memory of the engine alone, per phase, with every weight page resident: the
+        // high-water mark is reset (Linux: clear_refs 5) before a fresh session decodes, then
+        // before another prefills. Measured before the timed runs, whose probe buffer and
+        // recorded passes are the benchmark's own memory, not the engine's (glibc keeps a thread
+        // arena's freed memory resident, so it would count even after they are gone).
+        let decodePeak = try ProcessMemory.peak {
+            try decode(model.makeSession(capacity: context), prompt: [prompt[0]], steps: o.decodeTokens)
+        }
+        let prefillPeak = try ProcessMemory.peak { try model.makeSession(capacity: context).forward(prompt) }
+        let memory = decodePeak.map { BenchmarkMemory(decodePeakBytes: $0, prefillPeakBytes: prefillPeak ?? 0) }
+
+        do {
+            let session = model.makeSession(capacity: context)
+            session.options.attention = o.attention
             let probe = RooflineProbe()
             if o.promptTokens > 0 {
                 // FLOPs of one prefill from the cost model (a recorded, untimed pass).
@@ -155,15 +170,6 @@ public enum Benchmark {
                                                rates: rates, roofs: roofs, flopsPerToken: flops, bytesPerToken: bytes))
             }
         }
-
-        // Peak memory of the engine alone, per phase: the probe's buffer and the timed session
-        // are gone, and the high-water mark is reset (Linux: clear_refs 5) before a fresh session
-        // decodes, then before another prefills.
-        let decodePeak = try ProcessMemory.peak {
-            try decode(model.makeSession(capacity: context), prompt: [prompt[0]], steps: o.decodeTokens)
-        }
-        let prefillPeak = try ProcessMemory.peak { try model.makeSession(capacity: context).forward(prompt) }
-        let memory = decodePeak.map { BenchmarkMemory(decodePeakBytes: $0, prefillPeakBytes: prefillPeak ?? 0) }
 
         let machine = BenchmarkMachine(calibration: machines[0], gemmProbes: gemmRoofs, readProbes: readRoofs,
                                        lanes: WorkerPool.shared.laneCount)
