@@ -12,6 +12,8 @@ public final class MatvecBatch: @unchecked Sendable {
     /// y = W·x (`transposed`: y = xᵀ·W, which cannot be split by rows and is one piece).
     struct Item {
         var matrix: WeightMatrix
+        /// What a piece reads (`Pieces` never copies `matrix`, see `WeightView`).
+        var view: WeightView
         var x: UnsafePointer<Float>
         var y: UnsafeMutablePointer<Float>
         var transposed: Bool
@@ -36,12 +38,12 @@ public final class MatvecBatch: @unchecked Sendable {
 
     /// Adds y[W.rows] = W·x[W.cols].
     public func append(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        items.append(Item(matrix: w, x: x, y: y, transposed: false))
+        items.append(Item(matrix: w, view: w.view, x: x, y: y, transposed: false))
     }
 
     /// Adds y[W.cols] = xᵀ·W for x[W.rows] (see `WeightMatrix.applyTransposed`).
     public func appendTransposed(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        items.append(Item(matrix: w, x: x, y: y, transposed: true))
+        items.append(Item(matrix: w, view: w.view, x: x, y: y, transposed: true))
     }
 
     /// Bytes of weights the batch streams (for the cost model: each matrix once).
@@ -78,13 +80,14 @@ public final class MatvecBatch: @unchecked Sendable {
             // Items are few (tens): find this piece's item by a linear scan from the end.
             var i = items.count - 1
             while items[i].firstPiece > piece { i -= 1 }
-            let item = items[i]
-            if item.transposed {
-                WeightKernels.matvecTransposed(item.matrix, x: item.x, y: item.y)
+            // Field by field: a copy of the whole item would retain its matrix's owner.
+            let w = items[i].view, x = items[i].x, y = items[i].y
+            if items[i].transposed {
+                WeightKernels.matvecTransposed(w, x: x, y: y)
             } else {
-                let lo = (piece - item.firstPiece) * item.rowsPerPiece
-                let hi = min(item.matrix.rows, lo + item.rowsPerPiece)
-                WeightKernels.matvec(item.matrix, rows: lo..<hi, x: item.x, y: item.y, scratch: scratch)
+                let lo = (piece - items[i].firstPiece) * items[i].rowsPerPiece
+                let hi = min(w.rows, lo + items[i].rowsPerPiece)
+                WeightKernels.matvec(w, rows: lo..<hi, x: x, y: y, scratch: scratch)
             }
         }
     }

@@ -13,7 +13,7 @@ extension WeightKernels {
     /// Largest m that takes this path rather than decoded tiles + sgemm.
     static let smallBatch = 16
 
-    static func smallBatch(_ w: WeightMatrix, rows: Range<Int>, m: Int, x: UnsafePointer<Float>, ldx: Int,
+    static func smallBatch(_ w: WeightView, rows: Range<Int>, m: Int, x: UnsafePointer<Float>, ldx: Int,
                            y: UnsafeMutablePointer<Float>, ldy: Int) {
         let cols = w.cols
         switch w.storage {

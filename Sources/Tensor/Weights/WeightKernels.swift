@@ -41,7 +41,7 @@ enum WeightKernels {
 
     /// y[j] = Σ_k W[j, k]·x[k] for j in `rows` (y is indexed by j, not j − rows.lowerBound).
     /// Inside a pool job, pass the lane's `scratch`: Q8_0 keeps x quantised there for the job.
-    static func matvec(_ w: WeightMatrix, rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+    static func matvec(_ w: WeightView, rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                        scratch: Scratch? = nil) {
         switch w.storage {
         case let .f32(p): matvec(F32Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y)
@@ -200,7 +200,7 @@ enum WeightKernels {
 
     /// Accumulates rows scaled by x (an axpy per row, widening each row on the fly): MLA's
     /// q̃ = W_UK,hᵀ·q_nope reads one head's rows of kv_b_proj this way, in their stored format.
-    static func matvecTransposed(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+    static func matvecTransposed(_ w: WeightView, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         let cols = w.cols
         switch w.storage {
         case let .f32(p): matvecTransposed(FloatRows<F32Lanes>(w: p, cols: cols), rows: w.rows, cols: cols, x: x, y: y)
@@ -260,7 +260,7 @@ enum WeightKernels {
     // MARK: Decoding rows to float32 (tiles for sgemm)
 
     /// out[(i − rows.lowerBound)·cols + k] = W[i, k] for i in `rows`.
-    static func dequantize(_ w: WeightMatrix, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    static func dequantize(_ w: WeightView, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let cols = w.cols, n = rows.count * cols, r0 = rows.lowerBound
         guard n > 0 else { return }
         switch w.storage {

@@ -39,7 +39,7 @@ extension WeightMatrix {
             let chunks = Swift.max(1, Self.matvecChunks(rows: rows, bytes: byteCount, lanes: WorkerPool.shared.laneCount))
             let per = ((rows + chunks - 1) / chunks + 3) & ~3
             WorkerPool.shared.run(chunks: (rows + per - 1) / per,
-                                  SmallBatchRows(w: self, m: m, x: x, ldx: ldx, y: y, ldy: ldy, per: per))
+                                  SmallBatchRows(w: view, m: m, x: x, ldx: ldx, y: y, ldy: ldy, per: per))
             return
         }
         if case let .f32(p) = storage {
@@ -49,12 +49,12 @@ extension WeightMatrix {
         // Panels of rows decoded to float32: ~256 KB tiles, a multiple of 16 rows.
         let panel = Swift.max(16, Swift.min(rows, (65_536 / cols) & ~15))
         WorkerPool.shared.run(chunks: (rows + panel - 1) / panel,
-                              DecodedPanels(w: self, m: m, x: x, ldx: ldx, y: y, ldy: ldy, panel: panel))
+                              DecodedPanels(w: view, m: m, x: x, ldx: ldx, y: y, ldy: ldy, panel: panel))
     }
 
     /// Chunk c: output columns [c·per, (c+1)·per) of y for all m rows of x.
     struct SmallBatchRows: PoolTask {
-        let w: WeightMatrix, m: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, per: Int
+        let w: WeightView, m: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, per: Int
         func callAsFunction(_ c: Int, _ scratch: Scratch) {
             WeightKernels.smallBatch(w, rows: c * per ..< Swift.min(w.rows, (c + 1) * per), m: m, x: x, ldx: ldx, y: y, ldy: ldy)
         }
@@ -62,7 +62,7 @@ extension WeightMatrix {
 
     /// Chunk c: rows [c·panel, (c+1)·panel) of W decoded into the lane's scratch, then one sgemm.
     struct DecodedPanels: PoolTask {
-        let w: WeightMatrix, m: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int
+        let w: WeightView, m: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int
         let panel: Int
         func callAsFunction(_ c: Int, _ scratch: Scratch) {
             let lo = c * panel, hi = Swift.min(w.rows, lo + panel)
@@ -79,16 +79,16 @@ extension WeightMatrix {
     func matvec(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
         let chunks = Self.matvecChunks(rows: rows, bytes: byteCount, lanes: WorkerPool.shared.laneCount)
         if chunks <= 1 {
-            WeightKernels.matvec(self, rows: 0..<rows, x: x, y: y)
+            WeightKernels.matvec(view, rows: 0..<rows, x: x, y: y)
             return
         }
         let per = ((rows + chunks - 1) / chunks + 3) & ~3
-        WorkerPool.shared.run(chunks: (rows + per - 1) / per, MatvecRows(w: self, x: x, y: y, per: per))
+        WorkerPool.shared.run(chunks: (rows + per - 1) / per, MatvecRows(w: view, x: x, y: y, per: per))
     }
 
     /// Chunk c: output rows [c·per, (c+1)·per).
     struct MatvecRows: PoolTask {
-        let w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, per: Int
+        let w: WeightView, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, per: Int
         func callAsFunction(_ c: Int, _ scratch: Scratch) {
             WeightKernels.matvec(w, rows: c * per ..< Swift.min(w.rows, (c + 1) * per), x: x, y: y, scratch: scratch)
         }
@@ -117,15 +117,15 @@ extension WeightMatrix {
             return
         }
         if m == 1 {
-            WeightKernels.matvecTransposed(self, x: x, y: y)
+            WeightKernels.matvecTransposed(view, x: x, y: y)
             return
         }
         // One chunk: decoded into lane 0's scratch when the pool is free.
-        WorkerPool.shared.run(chunks: 1, DecodedTransposed(w: self, m: m, x: x, ldx: ldx, y: y, ldy: ldy))
+        WorkerPool.shared.run(chunks: 1, DecodedTransposed(w: view, m: m, x: x, ldx: ldx, y: y, ldy: ldy))
     }
 
     struct DecodedTransposed: PoolTask {
-        let w: WeightMatrix, m: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int
+        let w: WeightView, m: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int
         func callAsFunction(_ c: Int, _ scratch: Scratch) {
             let tile = scratch.floats(w.rows * w.cols)
             WeightKernels.dequantize(w, rows: 0..<w.rows, into: tile)
@@ -137,7 +137,7 @@ extension WeightMatrix {
     public func dequantizeRow(_ i: Int, into out: UnsafeMutablePointer<Float>, path: KernelPath = .fast) {
         precondition(i >= 0 && i < rows, "row \(i) of [\(rows), \(cols)]")
         switch path {
-        case .fast: WeightKernels.dequantize(self, rows: i..<(i + 1), into: out)
+        case .fast: WeightKernels.dequantize(view, rows: i..<(i + 1), into: out)
         case .reference: ReferenceWeightKernels.dequantize(self, rows: i..<(i + 1), into: out)
         }
     }
