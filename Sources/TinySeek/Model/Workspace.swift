@@ -1,9 +1,10 @@
 import Tensor
 
-/// The run state: every activation buffer a forward pass needs, planned once and grown only
-/// when a longer batch or context arrives, so the per-token loop never allocates.
+/// The run state: every activation buffer a forward pass needs, grown when a longer batch or
+/// context arrives and kept while steps use it, so the per-token loop never allocates; a large
+/// buffer that steps stop using (a prompt's, once decode starts) is given back (`beginStep`).
 public final class Workspace: @unchecked Sendable {
-    /// Named scratch buffers; each is a flat float array resized up, never down.
+    /// Named scratch buffers; each is a flat float array, grown on demand.
     public enum Slot: Int, CaseIterable, Sendable {
         case x, normed, residual            // (T, hidden)
         case qA                             // (T, q_lora_rank)
