@@ -25,6 +25,7 @@ func absoluteMatrix(_ w: WeightMatrix) -> WeightMatrix {
 
 let weightShapes: [(rows: Int, cols: Int)] = [
     (1, 1), (3, 7), (4, 8), (5, 33), (16, 64), (9, 100), (37, 31), (64, 256), (130, 515), (512, 1024),
+    (13, 2900),   // Q8_0: 90 whole blocks (its row scales are converted 64 blocks at a time) + a short one
 ]
 
 @Suite("WeightMatrix kernels agree with ReferenceWeightKernels")

@@ -130,12 +130,16 @@ enum WeightKernels {
     static func matvecQ8(values: UnsafePointer<Int8>, scales: UnsafePointer<UInt16>, cols: Int, rows: Range<Int>,
                          x: UnsafePointer<Float>, xq: UnsafePointer<Int16>, xd: UnsafePointer<Float>,
                          y: UnsafeMutablePointer<Float>) {
-        let full = cols / Q8_0.blockSize
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(4 * full, 1)) { rowScales in
+        // At most 4 × 64 scales at a time: 1 KB, which Swift always puts on the stack (a buffer
+        // for a whole 2816-column row, 1408 bytes, went to the heap on every call).
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * rowScaleBlocks) { rowScales in
             matvecQ8(values: values, scales: scales, cols: cols, rows: rows, x: x, xq: xq, xd: xd, y: y,
                      rowScales: rowScales.baseAddress!)
         }
     }
+
+    /// Blocks of a row whose scales d_w·d_x `matvecQ8` converts at a time.
+    static let rowScaleBlocks = 64
 
     @inline(__always)
     private static func matvecQ8(values: UnsafePointer<Int8>, scales: UnsafePointer<UInt16>, cols: Int, rows: Range<Int>,
@@ -153,18 +157,26 @@ enum WeightKernels {
             // Prefetch the group `groupsAhead` on: values 4·32 bytes a block, and its scales.
             var ahead = UnsafeRawPointer(q0) + groupsAhead * 4 * cols
             prefetch(UnsafeRawPointer(d0 + groupsAhead * 4 * blocks), bytes: 8 * blocks)
-            // Each row's block scales d_w·d_x, converted eight at a time before the block loop.
-            tinyseek_q8_row_scales(d0, xd, rowScales, full); tinyseek_q8_row_scales(d1, xd, rowScales + full, full)
-            tinyseek_q8_row_scales(d2, xd, rowScales + 2 * full, full); tinyseek_q8_row_scales(d3, xd, rowScales + 3 * full, full)
-            let e0 = UnsafePointer(rowScales), e1 = e0 + full, e2 = e1 + full, e3 = e2 + full
-            for b in 0..<full {
-                tinyseek_prefetch_l2(ahead); tinyseek_prefetch_l2(ahead + 64)
-                ahead += 4 * bs
-                let o = b * bs, xb = xq + o
-                a0.addProduct(tinyseek_dot_q8_i16(q0 + o, xb), V8(repeating: e0[b]))
-                a1.addProduct(tinyseek_dot_q8_i16(q1 + o, xb), V8(repeating: e1[b]))
-                a2.addProduct(tinyseek_dot_q8_i16(q2 + o, xb), V8(repeating: e2[b]))
-                a3.addProduct(tinyseek_dot_q8_i16(q3 + o, xb), V8(repeating: e3[b]))
+            // Each row's block scales d_w·d_x, converted eight at a time before the blocks they
+            // scale, `rowScaleBlocks` blocks at a time.
+            var b0 = 0
+            while b0 < full {
+                let n = min(rowScaleBlocks, full - b0), seg = rowScaleBlocks
+                tinyseek_q8_row_scales(d0 + b0, xd + b0, rowScales, n)
+                tinyseek_q8_row_scales(d1 + b0, xd + b0, rowScales + seg, n)
+                tinyseek_q8_row_scales(d2 + b0, xd + b0, rowScales + 2 * seg, n)
+                tinyseek_q8_row_scales(d3 + b0, xd + b0, rowScales + 3 * seg, n)
+                let e0 = UnsafePointer(rowScales), e1 = e0 + seg, e2 = e1 + seg, e3 = e2 + seg
+                for b in b0..<(b0 + n) {
+                    tinyseek_prefetch_l2(ahead); tinyseek_prefetch_l2(ahead + 64)
+                    ahead += 4 * bs
+                    let o = b * bs, xb = xq + o, e = b - b0
+                    a0.addProduct(tinyseek_dot_q8_i16(q0 + o, xb), V8(repeating: e0[e]))
+                    a1.addProduct(tinyseek_dot_q8_i16(q1 + o, xb), V8(repeating: e1[e]))
+                    a2.addProduct(tinyseek_dot_q8_i16(q2 + o, xb), V8(repeating: e2[e]))
+                    a3.addProduct(tinyseek_dot_q8_i16(q3 + o, xb), V8(repeating: e3[e]))
+                }
+                b0 += n
             }
             var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
             if full < blocks {
