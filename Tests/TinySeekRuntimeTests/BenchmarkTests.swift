@@ -49,6 +49,12 @@ import TinySeek
         #expect(report.results.map(\.test) == ["tg4", "tg4@2"])
         #expect(report.results.allSatisfy { $0.tokensPerSecond > 0 && $0.rooflineFraction > 0 })
         #expect(report.results.last?.batch == 2)
+        // Each row shows the roof its own runs were measured against, not the run-wide mean.
+        let table = report.table()
+        for r in report.results {
+            let row = table.split(separator: "\n").first { $0.hasPrefix("| \(r.test) ") }
+            #expect(row?.contains(String(format: "of %.1f GB/s read", r.meanRoof)) == true, "\(row ?? "no row for \(r.test)")")
+        }
     }
 
     /// The decode roof: every slice of the probe's buffer is read in full, round-robin, and a
