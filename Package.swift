@@ -68,9 +68,12 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: simdSwiftFlags
         ),
+        // Test support: replaces malloc in the test binary to count each thread's allocations
+        // (the decode loop must make none).
+        .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(
             name: "TinySeekTests",
-            dependencies: ["TinySeek", "Tensor"],
+            dependencies: ["TinySeek", "Tensor", "AllocationCounter"],
             exclude: ["Fixtures"],
             swiftSettings: simdSwiftFlags
         ),
