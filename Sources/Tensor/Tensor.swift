@@ -24,9 +24,7 @@ public final class TensorStorage: @unchecked Sendable {
     /// Allocates `count` zeroed floats, 64-byte aligned (one cache line, a whole AVX-512 vector).
     public init(zeros count: Int) {
         let bytes = max(count, 1) * 4
-        if bytes >= Self.mappingThreshold,
-           let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-           mapped != MAP_FAILED {
+        if bytes >= Self.mappingThreshold, let mapped = AnonymousMemory.map(bytes, hugePages: false) {
             self.base = mapped.bindMemory(to: Float.self, capacity: max(count, 1))
             self.mappedBytes = bytes
         } else {
@@ -51,7 +49,7 @@ public final class TensorStorage: @unchecked Sendable {
 
     deinit {
         if mappedBytes > 0 {
-            munmap(UnsafeMutableRawPointer(base), mappedBytes)
+            AnonymousMemory.unmap(UnsafeMutableRawPointer(base), mappedBytes)
         } else if owner == nil {
             UnsafeMutableRawPointer(base).deallocate()
         }

@@ -84,13 +84,9 @@ final class MappedFile: @unchecked Sendable {
     /// faulted in first, one write per 4 KB: a read into untouched memory takes each page fault
     /// inside the copy, and measured 7× slower here (3 s against 0.43 s for 1.8 GB).
     private static func read(fd: Int32, size: Int, path: String) throws(SafetensorsError) -> UnsafeMutableRawPointer {
-        let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        guard let mapped, mapped != MAP_FAILED else {
+        guard let mapped = AnonymousMemory.map(size, hugePages: true) else {
             throw .cannotOpen(path: path, reason: "cannot allocate \(size) bytes to read it into: " + lastErrorMessage())
         }
-        #if os(Linux)
-        _ = madvise(mapped, size, MADV_HUGEPAGE)  // a hint: without THP the pages are 4 KB
-        #endif
         var offset = 0
         while offset < size {
             mapped.storeBytes(of: 0, toByteOffset: offset, as: UInt8.self)

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Memory for the copies a model makes of its weights at load (MLA's W_UK,hᵀ and gathered W_UV),
 /// in 2 MB pages where the kernel allows (`MADV_HUGEPAGE`), like the mapped weights themselves.
 ///
@@ -25,7 +19,7 @@ public final class WeightArena: @unchecked Sendable {
     public init() {}
 
     deinit {
-        for region in regions { munmap(region.base, region.size) }
+        for region in regions { AnonymousMemory.unmap(region.base, region.size) }
         for block in fallbacks { block.deallocate() }
     }
 
@@ -35,16 +29,12 @@ public final class WeightArena: @unchecked Sendable {
         let need = (max(count, 1) + 63) & ~63
         if need > left {
             let size = max(Self.regionBytes, (need + (2 << 20) - 1) & ~((2 << 20) - 1))
-            let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-            guard let mapped, mapped != MAP_FAILED else {
+            guard let mapped = AnonymousMemory.map(size, hugePages: true) else {
                 let fallback = UnsafeMutableRawPointer.allocate(byteCount: need, alignment: 64)
                 fallback.initializeMemory(as: UInt8.self, repeating: 0, count: need)
                 fallbacks.append(fallback)
                 return fallback
             }
-            #if os(Linux)
-            _ = madvise(mapped, size, MADV_HUGEPAGE)  // a hint: without THP the pages are 4 KB
-            #endif
             regions.append((mapped, size))
             next = mapped
             left = size
@@ -54,5 +44,4 @@ public final class WeightArena: @unchecked Sendable {
         left -= need
         return p
     }
-
 }
