@@ -40,26 +40,16 @@ enum WeightKernels {
     // MARK: Batch-1 matvec, one entry point per format
 
     /// y[j] = Σ_k W[j, k]·x[k] for j in `rows` (y is indexed by j, not j − rows.lowerBound).
-    /// Inside a pool job, pass the lane's `scratch`: Q8_0 keeps x quantised there for the job.
+    /// Runs inside a pool job: Q8_0 keeps x quantised in the lane's `scratch` for the job.
     static func matvec(_ w: WeightView, rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                       scratch: Scratch? = nil) {
+                       scratch: Scratch) {
         switch w.storage {
         case let .f32(p): matvec(F32Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y)
         case let .bf16(p): matvec(BF16Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y)
         case let .f16(p): matvec(F16Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y)
         case let .q8_0(v, s):
-            let full = w.cols / Q8_0.blockSize
-            if let scratch {
-                let (xq, xd) = scratch.quantized(x, blocks: full)
-                matvecQ8(values: v, scales: s, cols: w.cols, rows: rows, x: x, xq: xq, xd: xd, y: y)
-                return
-            }
-            withUnsafeTemporaryAllocation(of: Int16.self, capacity: max(full, 1) * Q8_0.blockSize) { xq in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: max(full, 1)) { xd in
-                    quantizeActivations(x, blocks: full, values: xq.baseAddress!, scales: xd.baseAddress!)
-                    matvecQ8(values: v, scales: s, cols: w.cols, rows: rows, x: x, xq: xq.baseAddress!, xd: xd.baseAddress!, y: y)
-                }
-            }
+            let (xq, xd) = scratch.quantized(x, blocks: w.cols / Q8_0.blockSize)
+            matvecQ8(values: v, scales: s, cols: w.cols, rows: rows, x: x, xq: xq, xd: xd, y: y)
         }
     }
 

@@ -77,12 +77,9 @@ extension WeightMatrix {
     /// enough to pay for the hand-off (~64 KB of weights per chunk, rows in multiples of 4).
     @inline(__always)
     func matvec(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+        // One chunk runs on the calling thread, with lane 0's scratch (Q8_0 quantises x there).
         let chunks = Self.matvecChunks(rows: rows, bytes: byteCount, lanes: WorkerPool.shared.laneCount)
-        if chunks <= 1 {
-            WeightKernels.matvec(view, rows: 0..<rows, x: x, y: y)
-            return
-        }
-        let per = ((rows + chunks - 1) / chunks + 3) & ~3
+        let per = chunks <= 1 ? rows : ((rows + chunks - 1) / chunks + 3) & ~3
         WorkerPool.shared.run(chunks: (rows + per - 1) / per, MatvecRows(w: view, x: x, y: y, per: per))
     }
 
