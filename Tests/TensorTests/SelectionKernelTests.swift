@@ -31,6 +31,30 @@ extension KernelTests {
         #expect(both([1, 3, 3, 2]) == [1, 1])
         #expect(both([-.infinity, -.infinity]) == [0, 0])
         #expect(both((0..<17).map(Float.init)) == [16, 16])
+        // NaN loses everywhere but at index 0, where the scan starts from it and nothing beats it.
+        #expect(both([1, .nan, 3, .nan, 2]) == [2, 2])
+        #expect(both([.nan, 1, 3]) == [0, 0])
+        #expect(both([Float](repeating: 1, count: 40) + [.nan, 7] + [Float](repeating: 1, count: 40)) == [41, 41])
+        // ±0 compare equal: the first of them wins, whichever sign the maximum lanes kept.
+        #expect(both([-1, -0.0, 0.0, -0.0]) == [1, 1])
+        #expect(both([Float](repeating: -1, count: 33) + [0.0, -0.0]) == [33, 33])
+    }
+
+    @Test("argmax over a vocabulary-sized row: the maximum in every position class")
+    func argmaxVocabulary() {
+        var rng = SplitMix64(seed: 77)
+        var x = rng.floats(32000)
+        // At the start, in the four SIMD8 lanes of a 32-float step, in the scalar tail, at the end.
+        for at in [0, 5, 8 + 3, 16 + 7, 24, 31_968 + 1, 31_999] {
+            let saved = x[at]
+            x[at] = 1000
+            x[31_000] = 1000   // a tie after it: the first one wins
+            let fast = x.withUnsafeBufferPointer { Kernels.argmax($0) }
+            let ref = x.withUnsafeBufferPointer { ReferenceKernels.argmax($0) }
+            #expect(fast == ref && fast == min(at, 31_000), "argmax with the maximum at \(at): \(String(describing: fast)) vs \(String(describing: ref))")
+            x[at] = saved
+            x[31_000] = 0
+        }
     }
 
     @Test("topK: same indices and values as the reference for k from 0 to beyond n", arguments: oddSizes)
