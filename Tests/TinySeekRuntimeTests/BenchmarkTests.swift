@@ -38,6 +38,13 @@ import TinySeek
         #expect(abs(tg.rooflineFraction - zip(tg.samples, tg.roofs).map { $0 * tg.bytesPerToken! / ($1 * 1e9) }
             .reduce(0, +) / 2) < 1e-9)
         #expect(report.model.parameters > report.model.activeParameters)
+        // Where the tg steps' time went between the lanes: one record per decode step.
+        let lanes = json?["decode_lanes"] as? [String: Any]
+        #expect(lanes?["steps"] as? Int == 4)
+        let breakdown = try #require(report.decodeLanes)
+        #expect(breakdown.stepSeconds > 0 && breakdown.outsideJobsSeconds >= 0
+                && breakdown.outsideJobsSeconds <= breakdown.stepSeconds + 1e-12)
+        #expect(report.table().contains("lanes    tg4 (an extra untimed run of 4 steps)"))
     }
 
     /// `--batch 1,2`: a tgN@B result for B sequences decoded together, with the same fields.

@@ -69,6 +69,13 @@ public final class WorkerPool: @unchecked Sendable {
     @inline(__always)
     public func run<Task: PoolTask>(chunks: Int, _ task: Task) { core.run(chunks: chunks, task) }
 
+    /// Records when each lane works in every parallel job from now on (nil: stop). Set it only
+    /// between jobs, from the thread that runs them.
+    public var timeline: PoolTimeline? {
+        get { core.timeline }
+        set { core.timeline = newValue }
+    }
+
     /// The same with a closure, for tests and cold paths: allocates the closure's context per call.
     public func run(chunks: Int, _ body: (Int, Scratch) -> Void) {
         withoutActuallyEscaping(body) { core.run(chunks: chunks, ClosureTask(body: $0)) }
@@ -119,6 +126,10 @@ final class PoolCore: @unchecked Sendable {
     private var invoke: ((UnsafeRawPointer, Int, Scratch) -> Void)?
     /// One scratch buffer per lane, grown on demand and kept (no allocation in steady state).
     private let scratch: [Scratch]
+    /// Lane timing, when recording (see `PoolTimeline`), and the current job's slot in it (-1:
+    /// not recorded). Both are written before a job is published and read by lanes after a claim.
+    var timeline: PoolTimeline?
+    private var timelineSlot = -1
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
 
@@ -177,6 +188,7 @@ final class PoolCore: @unchecked Sendable {
             invoke = { raw, chunk, scratch in raw.assumingMemoryBound(to: Task.self).pointee(chunk, scratch) }
             jobID = (jobID + 1) & Self.idMask
             let id = jobID
+            timelineSlot = timeline?.beginJob() ?? -1
             completed.store(0, ordering: .relaxed)
             // Lane r's range: chunks [r·n/L, (r+1)·n/L). The stores publish `task` and `invoke`
             // to any lane whose claim reads them.
@@ -192,6 +204,7 @@ final class PoolCore: @unchecked Sendable {
             }
             work(job: id, lane: 0)
             while completed.load(ordering: .acquiring) < chunks {}
+            if timelineSlot >= 0 { timeline?.endJob(timelineSlot) }
             self.task = nil
         }
         owned.store(false, ordering: .releasing)
@@ -220,7 +233,10 @@ final class PoolCore: @unchecked Sendable {
             let r = (lane + step) % laneCount
             while let chunk = claimBack(job: id, range: r) { runChunk(chunk, lane: lane); done += 1 }
         }
-        if done > 0 { completed.add(done, ordering: .releasing) }
+        if done > 0 {
+            if timelineSlot >= 0 { timeline?.laneFinished(timelineSlot, lane: lane) }
+            completed.add(done, ordering: .releasing)
+        }
     }
 
     @inline(__always)

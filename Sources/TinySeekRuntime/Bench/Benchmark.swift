@@ -72,6 +72,7 @@ public enum Benchmark {
         let prompt = Profiler.prompt(count: max(o.promptTokens, 1), vocabSize: c.vocabSize, seed: o.seed)
         var results: [BenchmarkResult] = []
         var gemmRoofs: [Double] = [], readRoofs: [Double] = []
+        var decodeLanes: LaneBreakdown?
         let firstTokenSeconds: Double, touchSeconds: Double
         var hugePages: (resident: Int, huge: Int)?
         do {  // the cold-start session lives in this scope only
@@ -147,6 +148,11 @@ public enum Benchmark {
                 }
                 results.append(BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
                                                rates: rates, roofs: readRoofs, flopsPerToken: flops, bytesPerToken: bytes))
+                // Where a step's time goes between the lanes: one more run, untimed, with the
+                // pool's timeline recording (four clock reads a job).
+                let timeline = PoolTimeline(capacity: 512 * o.decodeTokens, lanes: WorkerPool.shared.laneCount)
+                try decode(session, prompt: [prompt[0]], steps: o.decodeTokens, timeline: timeline)
+                decodeLanes = timeline.breakdown()
             }
             for b in batched {
                 // B sequences decoded together: every step is one BatchExecutor step over B rows,
@@ -184,21 +190,27 @@ public enum Benchmark {
                                   weightFormats: formats(model),
                                   fileBytes: model.fileBytes, residency: o.residency.rawValue,
                                   hugePageFraction: hugePages.map { Double($0.huge) / Double(max($0.resident, 1)) }, kvCacheBytes: weights.latentBytesPerToken * context),
-            memory: memory)
+            memory: memory, decodeLanes: decodeLanes)
     }
 
     /// Prefills `prompt` on a fresh sequence, then times `steps` greedy decode steps (each feeding
     /// the argmax of the last logits back). Returns the seconds of the decode steps. With a probe,
     /// each step is followed by one untimed slice of its read measurement (see `RooflineProbe`).
+    /// With a timeline, the pool records every job of the steps, each step marked in it.
     @discardableResult
-    static func decode(_ session: Session, prompt: [Int], steps: Int, probe: RooflineProbe? = nil) throws -> Double {
+    static func decode(_ session: Session, prompt: [Int], steps: Int, probe: RooflineProbe? = nil,
+                       timeline: PoolTimeline? = nil) throws -> Double {
         session.reset()
         var logits = try session.forward(prompt)
         var seconds = 0.0
         var clock = Stopwatch()
+        WorkerPool.shared.timeline = timeline
+        defer { WorkerPool.shared.timeline = nil }
         for _ in 0..<steps {
+            timeline?.beginStep()
             let next = Kernels.argmax(UnsafeBufferPointer(logits.buffer)) ?? 0
             logits = try session.forward(token: next)
+            timeline?.endStep()
             seconds += lapThenProbe(&clock, probe)
         }
         return seconds

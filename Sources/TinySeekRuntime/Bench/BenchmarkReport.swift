@@ -227,10 +227,24 @@ public struct BenchmarkReport: Codable, Sendable {
     public let coldStart: ColdStart
     public let model: BenchmarkModel
     public let memory: BenchmarkMemory?
+    /// Where the tg test's step time goes between the worker lanes (an extra, untimed run with
+    /// the pool's `PoolTimeline` recording); nil without a tg test.
+    public let decodeLanes: LaneBreakdown?
+
+    public init(results: [BenchmarkResult], machine: BenchmarkMachine, coldStart: ColdStart, model: BenchmarkModel,
+                memory: BenchmarkMemory?, decodeLanes: LaneBreakdown? = nil) {
+        self.results = results
+        self.machine = machine
+        self.coldStart = coldStart
+        self.model = model
+        self.memory = memory
+        self.decodeLanes = decodeLanes
+    }
 
     enum CodingKeys: String, CodingKey {
         case results, machine, model, memory
         case coldStart = "cold_start"
+        case decodeLanes = "decode_lanes"
     }
 
     public func jsonData() throws -> Data {
@@ -276,6 +290,10 @@ public struct BenchmarkReport: Codable, Sendable {
                          + String(format: "%7.1f%%", r.rooflineFraction * 100) + " | "
                          + roof.padding(toLength: 43, withPad: " ", startingAt: 0) + " |")
         }
+        if let lanes = decodeLanes, let tg = results.first(where: { $0.kind == .decode && $0.batch == 1 }) {
+            lines.append("")
+            lines.append(Self.lanesLine(lanes, test: tg.test))
+        }
         let batched = results.filter { $0.kind == .decode }
         if batched.count > 1 {
             // Where decode crosses from memory- to compute-bound: the step's FLOP per byte (cost model)
@@ -300,5 +318,17 @@ public struct BenchmarkReport: Codable, Sendable {
                                 Double(memory.prefillPeakBytes) / 1e9, Double(memory.prefillPeakBytes) / budget))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// "lanes    tg128: …": how much of a decode step the lanes spend idle, and where.
+    static func lanesLine(_ l: LaneBreakdown, test: String) -> String {
+        let step = max(l.stepSeconds, 1e-12)
+        return String(format: "lanes    %@ (an extra untimed run of %d steps): %.1f parallel jobs a token on %d lanes; of %.3f ms a token, "
+                      + "%.3f ms (%.1f%%) outside any job (the caller's serial work: argmax, norms, RoPE, routing, "
+                      + "the attention core's hand-offs) and %.3f lane-ms waiting for the last chunks of jobs: "
+                      + "%.1f%% of the lanes' time idle",
+                      test as NSString, l.steps, l.jobsPerStep, l.lanes, l.stepSeconds * 1e3,
+                      l.outsideJobsSeconds * 1e3, l.outsideJobsSeconds / step * 100, l.laneWaitingSeconds * 1e3,
+                      l.idleShare * 100)
     }
 }
