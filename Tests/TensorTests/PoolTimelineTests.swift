@@ -70,4 +70,14 @@ import Testing
         #expect(timeline.count == 2 && timeline.dropped == 3)
         #expect(timeline.breakdown() == nil)   // no step marked
     }
+
+    @Test("a timeline made for fewer lanes than the pool records the lanes it has room for")
+    func fewerLanes() {
+        let pool = WorkerPool(lanes: 3)
+        let timeline = PoolTimeline(capacity: 4, lanes: 1)
+        pool.timeline = timeline
+        pool.run(chunks: 64) { _, _ in }
+        pool.timeline = nil
+        #expect(timeline.count == 1 && timeline.job(0).laneDone.count == 1 && timeline.job(0).laneDone[0] != nil)
+    }
 }

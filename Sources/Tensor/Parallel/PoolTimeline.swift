@@ -51,9 +51,11 @@ public final class PoolTimeline: @unchecked Sendable {
         return count - 1
     }
 
-    /// Lane `lane` ran its last chunk of job `slot` (each lane writes only its own entry).
+    /// Lane `lane` ran its last chunk of job `slot` (each lane writes only its own entry; lanes
+    /// past `lanes`, of a pool larger than the timeline was made for, are not recorded).
     @inline(__always)
     func laneFinished(_ slot: Int, lane: Int) {
+        guard lane < lanes else { return }
         laneDone[slot * lanes + lane] = Self.now()
     }
 
