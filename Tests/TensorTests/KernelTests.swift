@@ -166,6 +166,38 @@ struct KernelTests {
         }
     }
 
+    /// One query token's whole latent attention in one job over head groups: scores, softmax over
+    /// the first `valid` positions, context Σ p·c, against the reference step by step.
+    @Test("latent attend (scores, softmax, context by head groups) against the reference",
+          arguments: [(16, 256, 32), (5, 64, 8), (7, 20, 4)])
+    func latentAttend(rows: Int, rank: Int, ropeDims: Int) {
+        var rng = SplitMix64(seed: 37)
+        let (ldq, lde, w) = (rank + 3, ropeDims + 5, rank + ropeDims)
+        for (positions, valid) in [(1, 1), (2, 2), (33, 33), (64, 40), (256, 256)] {
+            let q = rng.floats(rows * ldq), e = rng.floats(rows * lde), cache = rng.floats(positions * w)
+            var scores = [Float](repeating: .nan, count: rows * positions)
+            var fast = [Float](repeating: .nan, count: rows * rank)
+            LatentAttention.attend(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, valid: valid, qLatent: q,
+                                   latentStride: ldq, qRope: e, ropeStride: lde, cache: cache, scale: 0.125,
+                                   scores: &scores, context: &fast, pool: WorkerPool(lanes: 2))
+            var p = [Float](repeating: 0, count: rows * positions)
+            ReferenceKernels.latentScores(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, qLatent: q,
+                                          latentStride: ldq, qRope: e, ropeStride: lde, cache: cache, scale: 0.125, into: &p)
+            var ref = [Float](repeating: 0, count: rows * rank), mag = ref
+            for i in 0..<rows {
+                var row = Array(p[i * positions ..< (i + 1) * positions])
+                ReferenceKernels.softmax(&row, count: positions, valid: valid)
+                for k in 0..<rank {
+                    for t in 0..<positions {
+                        ref[i * rank + k] += row[t] * cache[t * w + k]
+                        mag[i * rank + k] += abs(row[t] * cache[t * w + k])
+                    }
+                }
+            }
+            expectClose(fast, ref, tol: 1e-5, magnitude: mag, "\(rows) rows, r \(rank), \(positions) positions, \(valid) valid")
+        }
+    }
+
     @Test("rmsNorm", arguments: oddSizes)
     func rmsNorm(n: Int) {
         var rng = SplitMix64(seed: 6 &+ UInt64(n))

@@ -31,6 +31,54 @@ public enum LatentAttention {
         pool.run(chunks: (positions + task.per - 1) / task.per, task)
     }
 
+    /// Longest cache `attend` splits by heads: each lane reads every cached row, which for up to
+    /// 256 rows (295 KB for DeepSeek-V3's 576-float rows) stays in its L2.
+    public static let headSplitPositions = 256
+
+    /// One query token's whole attention over the latent cache, as one parallel job over groups of
+    /// query rows (heads): for each group, its scores against every cached row, their softmax, and
+    /// ctx = P · C, the probabilities times the cached latent rows (r floats each).
+    ///
+    /// Decode with a short cache was three steps on the caller between W_UK's and W_UV's jobs:
+    /// scores (split by positions only from 64 positions on), the softmax, and the context (split
+    /// only from ~49). Each lane now runs all three for its heads, so no lane waits in between.
+    /// Longer caches keep the position-split `scores` and sgemm context, which read the cache once.
+    ///
+    /// The first `valid` positions are attended (the rest get probability 0, as in a causal
+    /// prefill block); `scores` is scratch of rows × positions floats; `context` receives rows ×
+    /// rank floats.
+    public static func attend(rows: Int, rank: Int, ropeDims: Int, positions: Int, valid: Int,
+                              qLatent: UnsafePointer<Float>, latentStride: Int, qRope: UnsafePointer<Float>, ropeStride: Int,
+                              cache: UnsafePointer<Float>, scale: Float, scores: UnsafeMutablePointer<Float>,
+                              context: UnsafeMutablePointer<Float>, pool: WorkerPool = .shared) {
+        guard rows > 0, positions > 0 else { return }
+        // Groups of four rows (the score kernel's tile), at most two groups per lane.
+        let groups = max(1, min((rows + 3) / 4, 2 * pool.laneCount))
+        let task = Heads(rows: rows, per: (rows + groups - 1) / groups, r: rank, dr: ropeDims, positions: positions, valid: valid,
+                         q: qLatent, ldq: latentStride, e: qRope, lde: ropeStride, cache: cache, scale: scale,
+                         scores: scores, context: context)
+        pool.run(chunks: (rows + task.per - 1) / task.per, task)
+    }
+
+    /// Chunk c: query rows [c·per, (c+1)·per): scores, softmax, context.
+    struct Heads: PoolTask {
+        let rows: Int, per: Int, r: Int, dr: Int, positions: Int, valid: Int
+        let q: UnsafePointer<Float>, ldq: Int, e: UnsafePointer<Float>, lde: Int
+        let cache: UnsafePointer<Float>, scale: Float
+        let scores: UnsafeMutablePointer<Float>, context: UnsafeMutablePointer<Float>
+
+        func callAsFunction(_ c: Int, _ scratch: Scratch) {
+            let lo = c * per, n = min(rows, lo + per) - lo, S = positions
+            guard n > 0 else { return }
+            let p = scores + lo * S
+            Scores(rows: n, r: r, dr: dr, positions: S, per: S, q: q + lo * ldq, ldq: ldq, e: e + lo * lde, lde: lde,
+                   cache: cache, scale: scale, out: p)(0, scratch)
+            for i in 0..<n { Kernels.softmax(p + i * S, count: S, valid: valid) }
+            Kernels.sgemm(m: n, n: r, k: S, a: p, lda: S, b: cache, ldb: r + dr, transposeB: false,
+                          c: context + lo * r, ldc: r)
+        }
+    }
+
     /// Chunk c: positions [c·per, (c+1)·per) for every query row.
     struct Scores: PoolTask {
         let rows: Int, r: Int, dr: Int, positions: Int, per: Int

@@ -294,6 +294,20 @@ struct MLA {
         for t0 in stride(from: 0, to: T, by: block) {
             let tb = min(block, T - t0)
             let scores = ws.pointer(.scores, tb * H * S)       // (tb, H, S)
+            if tb == 1 && S <= LatentAttention.headSplitPositions {
+                // One query token over a short cache: scores, softmax and context in one job over
+                // heads (see `LatentAttention.attend`), recorded as the three ops it fuses.
+                rec.fused(layer: l, parts: {
+                    [OpPart("attn_score", kind: .attention, cost: Cost.absorbedScore(heads: H, tokens: 1, positions: S, kvLoraRank: r, rope: dr)),
+                     OpPart("softmax", kind: .elementwise, cost: Cost.softmax(heads: H, tokens: 1, positions: S)),
+                     OpPart("attn_context", kind: .attention, cost: Cost.absorbedContext(heads: H, tokens: 1, positions: S, kvLoraRank: r))]
+                }) {
+                    LatentAttention.attend(rows: H, rank: r, ropeDims: dr, positions: S, valid: p0 + t0 + 1, qLatent: qLat + t0 * H * r, latentStride: r,
+                                           qRope: qPe + t0 * H * dqk, ropeStride: dqk, cache: latent, scale: scale,
+                                           scores: scores, context: ctx + t0 * H * r)
+                }
+                continue
+            }
             // All heads at once: the latent rows are the shared key (MQA over the latent).
             // score = s·(q̃·c + q_pe·k_pe): the latent part, then the rope part accumulated.
             // One query token (decode): H rows only, where sgemm's packing costs about what its
