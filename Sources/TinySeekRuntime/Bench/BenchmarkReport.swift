@@ -325,7 +325,7 @@ public struct BenchmarkReport: Codable, Sendable {
         let step = max(l.stepSeconds, 1e-12)
         return String(format: "lanes    %@ (an extra untimed run of %d steps): %.1f parallel jobs a token on %d lanes; of %.3f ms a token, "
                       + "%.3f ms (%.1f%%) outside any job (the caller's serial work: argmax, norms, RoPE, routing, "
-                      + "the attention core's hand-offs) and %.3f lane-ms waiting for the last chunks of jobs: "
+                      + "setting up the next job) and %.3f lane-ms waiting for the last chunks of jobs: "
                       + "%.1f%% of the lanes' time idle",
                       test as NSString, l.steps, l.jobsPerStep, l.lanes, l.stepSeconds * 1e3,
                       l.outsideJobsSeconds * 1e3, l.outsideJobsSeconds / step * 100, l.laneWaitingSeconds * 1e3,
