@@ -52,8 +52,10 @@ public enum LatentAttention {
                               cache: UnsafePointer<Float>, scale: Float, scores: UnsafeMutablePointer<Float>,
                               context: UnsafeMutablePointer<Float>, pool: WorkerPool = .shared) {
         guard rows > 0, positions > 0 else { return }
-        // Groups of four rows (the score kernel's tile), at most two groups per lane.
-        let groups = max(1, min((rows + 3) / 4, 2 * pool.laneCount))
+        // Groups of four rows (the score kernel's tile), at most two groups per lane; one group,
+        // run on the caller, below ~32K multiply-adds (a microsecond: less than a hand-off).
+        let work = rows * positions * (2 * rank + ropeDims)
+        let groups = work < 1 << 15 ? 1 : max(1, min((rows + 3) / 4, 2 * pool.laneCount))
         let task = Heads(rows: rows, per: (rows + groups - 1) / groups, r: rank, dr: ropeDims, positions: positions, valid: valid,
                          q: qLatent, ldq: latentStride, e: qRope, lde: ropeStride, cache: cache, scale: scale,
                          scores: scores, context: context)
