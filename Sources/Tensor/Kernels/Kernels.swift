@@ -274,6 +274,7 @@ public enum Kernels {
         }
     }
 
+    /// Index of the largest value (the first one on ties); nil for an empty input.
     ///
     /// Two passes, as `ReferenceKernels.argmax` decides (the first index of the largest value;
     /// NaNs never win, unless x[0] is one): the maximum, 32 floats a step in four SIMD8 running

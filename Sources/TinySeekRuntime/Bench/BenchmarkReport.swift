@@ -231,16 +231,6 @@ public struct BenchmarkReport: Codable, Sendable {
     /// the pool's `PoolTimeline` recording); nil without a tg test.
     public let decodeLanes: LaneBreakdown?
 
-    public init(results: [BenchmarkResult], machine: BenchmarkMachine, coldStart: ColdStart, model: BenchmarkModel,
-                memory: BenchmarkMemory?, decodeLanes: LaneBreakdown? = nil) {
-        self.results = results
-        self.machine = machine
-        self.coldStart = coldStart
-        self.model = model
-        self.memory = memory
-        self.decodeLanes = decodeLanes
-    }
-
     enum CodingKeys: String, CodingKey {
         case results, machine, model, memory
         case coldStart = "cold_start"
