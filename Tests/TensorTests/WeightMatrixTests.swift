@@ -229,6 +229,54 @@ struct WeightMatrixTests {
         }
     }
 
+    @Test("a MatvecBatch gated item: the reference values, and bit for bit what the unfused steps give",
+          arguments: WeightFormat.allCases)
+    func fusedItems(format: WeightFormat) {
+        var rng = SplitMix64(seed: 106)
+        let batch = MatvecBatch(pool: WorkerPool(lanes: 2))
+        func pointer(_ v: [Float]) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(v.count, 1))
+            p.initialize(from: v, count: v.count)
+            return p
+        }
+        func array(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> [Float] { Array(UnsafeBufferPointer(start: p, count: n)) }
+        // (rows, cols): one piece, several pieces of a multiple of 8 rows, and a short last piece.
+        for (rows, cols) in [(9, 40), (256, 1024), (130, 515)] {
+            // Gated: silu(gate·x + bg) ⊙ (up·x + bu).
+            let gate = randomMatrix(format, rows: rows, cols: cols, rng: &rng), up = randomMatrix(format, rows: rows, cols: cols, rng: &rng)
+            let x = pointer(rng.floats(cols)), bg = pointer(rng.floats(rows)), bu = pointer(rng.floats(rows))
+            let out = pointer([Float](repeating: .nan, count: rows)), upOut = pointer([Float](repeating: .nan, count: rows))
+            batch.removeAll()
+            batch.appendGated(gate: gate, up: up, x: x, out: out, upOut: upOut, gateBias: bg, upBias: bu)
+            batch.run()
+            var gRef = [Float](repeating: 0, count: rows), uRef = gRef, mag = gRef
+            gate.apply(x, rows: 1, into: &gRef, path: .reference)
+            up.apply(x, rows: 1, into: &uRef, path: .reference)
+            absoluteMatrix(up).apply(UnsafePointer(pointer(array(x, cols).map(abs))), rows: 1, into: &mag, path: .reference)
+            for j in 0..<rows { gRef[j] += bg[j]; uRef[j] += bu[j] }
+            expectClose(array(upOut, rows), uRef, tol: 1e-5, magnitude: mag.map { $0 + 1 }, "\(format) \(rows)×\(cols): up's rows")
+            let actRef = (0..<rows).map { gRef[$0] / (1 + Foundation.exp(-gRef[$0])) * uRef[$0] }
+            expectClose(array(out, rows), actRef, tol: 1e-4, atol: 1e-4, "\(format) \(rows)×\(cols): silu(gate) ⊙ up")
+            // The same products unfused: gate, up, bias adds, then one siluMul over the vector.
+            let g2 = pointer([Float](repeating: .nan, count: rows)), u2 = pointer([Float](repeating: .nan, count: rows))
+            batch.removeAll()
+            batch.append(gate, x: x, y: g2)
+            batch.append(up, x: x, y: u2)
+            batch.run()
+            Kernels.add(g2, bg, count: rows, out: g2)
+            Kernels.add(u2, bu, count: rows, out: u2)
+            Kernels.siluMul(g2, u2, count: rows, out: g2)
+            #expect(array(out, rows) == array(g2, rows), "\(format) \(rows)×\(cols): the gated item differs from the unfused steps")
+            // The batch's reference path computes the same item.
+            let g3 = pointer([Float](repeating: .nan, count: rows)), u3 = pointer([Float](repeating: .nan, count: rows))
+            batch.removeAll()
+            batch.appendGated(gate: gate, up: up, x: x, out: g3, upOut: u3, gateBias: bg, upBias: bu)
+            batch.run(path: .reference)
+            expectClose(array(g3, rows), actRef, tol: 1e-4, atol: 1e-4, "\(format) \(rows)×\(cols): the reference path's gated item")
+            for p in [x, bg, bu, out, upOut, g2, u2, g3, u3] { p.deallocate() }
+        }
+    }
+
     @Test("bytes per element: 4, 2, 2 and 34/32")
     func bytesPerElement() {
         #expect(WeightFormat.f32.bytesPerElement == 4)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Several independent batch-1 products run as one parallel job.
 ///
 /// A decode step is hundreds of small matvecs (a 256×1024 expert matrix is ~1 MB in F32, a few
@@ -6,23 +8,46 @@
 /// up of every selected expert, the per-head W_UK/W_UV products) into one job cuts the rows of all
 /// of them into ~64 KB pieces that the lanes claim from a single queue.
 ///
+/// A gated item (`appendGated`) also does, inside each piece, the elementwise step that would
+/// otherwise follow the job on the caller alone (the other lanes idle, half the rows it reads in
+/// their caches): a SwiGLU's gate and up rows, then silu(gate) ⊙ up over the same rows.
+///
 /// Reusable: `removeAll()` keeps its storage, so a decode loop that refills it allocates nothing
 /// once the largest batch has been seen.
 public final class MatvecBatch: @unchecked Sendable {
-    /// y = W·x (`transposed`: y = xᵀ·W, which cannot be split by rows and is one piece).
-    struct Item {
+    /// One matrix product of an item: y = W·x (+ bias).
+    struct Product {
         var matrix: WeightMatrix
         /// What a piece reads (`Pieces` never copies `matrix`, see `WeightView`).
         var view: WeightView
         var x: UnsafePointer<Float>
         var y: UnsafeMutablePointer<Float>
-        var transposed: Bool
-        /// Rows per piece (a multiple of 4) and the index of this item's first piece.
+        var bias: UnsafePointer<Float>?
+    }
+
+    struct Item {
+        enum Kind {
+            /// y = W·x, split by rows.
+            case rows
+            /// y = xᵀ·W, which cannot be split by rows: one piece.
+            case transposed
+            /// products[0] is gate, products[1] up; gate's y ends up holding silu(gate) ⊙ up.
+            case gated
+        }
+        var kind: Kind
+        /// This item's products in `products`.
+        var first: Int
+        var count: Int
+        /// Output rows (shared by all products of the item) and weight bytes of one such row.
+        var rows: Int
+        var rowBytes: Double
+        /// Rows per piece and the index of this item's first piece.
         var rowsPerPiece = 0
         var firstPiece = 0
     }
 
     private var items: [Item] = []
+    private var products: [Product] = []
     private let pool: WorkerPool
     /// Bytes of weights per piece: big enough to amortise a claim, small enough to balance.
     public static let pieceBytes = 64 * 1024.0
@@ -30,64 +55,131 @@ public final class MatvecBatch: @unchecked Sendable {
     public init(pool: WorkerPool = .shared) {
         self.pool = pool
         items.reserveCapacity(64)
+        products.reserveCapacity(64)
     }
 
     public var isEmpty: Bool { items.isEmpty }
 
-    public func removeAll() { items.removeAll(keepingCapacity: true) }
+    public func removeAll() {
+        items.removeAll(keepingCapacity: true)
+        products.removeAll(keepingCapacity: true)
+    }
 
-    /// Adds y[W.rows] = W·x[W.cols].
-    public func append(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        items.append(Item(matrix: w, view: w.view, x: x, y: y, transposed: false))
+    /// Adds y[W.rows] = W·x[W.cols] (+ bias[W.rows]).
+    public func append(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                       bias: UnsafePointer<Float>? = nil) {
+        let first = products.count
+        products.append(Product(matrix: w, view: w.view, x: x, y: y, bias: bias))
+        addItem(.rows, from: first)
     }
 
     /// Adds y[W.cols] = xᵀ·W for x[W.rows] (see `WeightMatrix.applyTransposed`).
     public func appendTransposed(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        items.append(Item(matrix: w, view: w.view, x: x, y: y, transposed: true))
+        let first = products.count
+        products.append(Product(matrix: w, view: w.view, x: x, y: y))
+        addItem(.transposed, from: first)
+    }
+
+    /// Adds out = silu(gate·x + gateBias) ⊙ (up·x + upBias), a SwiGLU's hidden activation; `upOut`
+    /// receives up's rows on the way. gate and up must have the same shape.
+    public func appendGated(gate: WeightMatrix, up: WeightMatrix, x: UnsafePointer<Float>,
+                            out: UnsafeMutablePointer<Float>, upOut: UnsafeMutablePointer<Float>,
+                            gateBias: UnsafePointer<Float>? = nil, upBias: UnsafePointer<Float>? = nil) {
+        precondition(gate.rows == up.rows && gate.cols == up.cols, "gate [\(gate.rows), \(gate.cols)] and up [\(up.rows), \(up.cols)] differ")
+        let first = products.count
+        products.append(Product(matrix: gate, view: gate.view, x: x, y: out, bias: gateBias))
+        products.append(Product(matrix: up, view: up.view, x: x, y: upOut, bias: upBias))
+        addItem(.gated, from: first)
+    }
+
+    /// Makes products[first...] one item of `kind`.
+    private func addItem(_ kind: Item.Kind, from first: Int) {
+        let rows = products[first].matrix.rows
+        var bytes = 0.0
+        for p in first ..< products.count { bytes += products[p].matrix.byteCount }
+        items.append(Item(kind: kind, first: first, count: products.count - first, rows: rows,
+                          rowBytes: rows > 0 ? bytes / Double(rows) : 0))
     }
 
     /// Bytes of weights the batch streams (for the cost model: each matrix once).
-    public var byteCount: Double { items.reduce(0) { $0 + $1.matrix.byteCount } }
+    public var byteCount: Double { products.reduce(0) { $0 + $1.matrix.byteCount } }
 
     /// Runs every product (`path: .reference` runs them one by one with the reference kernels).
     public func run(path: KernelPath = .fast) {
         guard !items.isEmpty else { return }
         if path == .reference {
-            for item in items {
-                if item.transposed {
-                    item.matrix.applyTransposed(item.x, rows: 1, into: item.y, path: .reference)
-                } else {
-                    item.matrix.apply(item.x, rows: 1, into: item.y, path: .reference)
-                }
-            }
+            runReference()
             return
         }
         var pieces = 0
         for i in items.indices {
-            let m = items[i].matrix
-            let n = items[i].transposed ? 1 : max(1, min(Int(m.byteCount / Self.pieceBytes), (m.rows + 3) / 4))
-            items[i].rowsPerPiece = items[i].transposed ? m.rows : ((m.rows + n - 1) / n + 3) & ~3
+            let rows = items[i].rows
+            if case .transposed = items[i].kind {
+                items[i].rowsPerPiece = rows
+            } else {
+                // A multiple of 4 rows (the Q8_0 kernel's group), and of 8 (the SIMD width) where a
+                // piece ends with an elementwise step, so it splits the vector where one pass would.
+                let align: Int
+                if case .rows = items[i].kind { align = 4 } else { align = 8 }
+                let n = max(1, min(Int(items[i].rowBytes * Double(rows) / Self.pieceBytes), (rows + align - 1) / align))
+                items[i].rowsPerPiece = ((rows + n - 1) / n + align - 1) & ~(align - 1)
+            }
             items[i].firstPiece = pieces
-            pieces += items[i].transposed ? 1 : (m.rows + items[i].rowsPerPiece - 1) / max(items[i].rowsPerPiece, 1)
+            if case .transposed = items[i].kind { pieces += 1 } else { pieces += (rows + items[i].rowsPerPiece - 1) / max(items[i].rowsPerPiece, 1) }
         }
-        items.withUnsafeBufferPointer { pool.run(chunks: pieces, Pieces(items: $0)) }
+        items.withUnsafeBufferPointer { items in
+            products.withUnsafeBufferPointer { pool.run(chunks: pieces, Pieces(items: items, products: $0)) }
+        }
+    }
+
+    private func runReference() {
+        for item in items {
+            let ps = products[item.first ..< item.first + item.count]
+            for p in ps {
+                if case .transposed = item.kind {
+                    p.matrix.applyTransposed(p.x, rows: 1, into: p.y, path: .reference)
+                } else {
+                    p.matrix.apply(p.x, rows: 1, into: p.y, path: .reference)
+                    if let b = p.bias { for j in 0..<item.rows { p.y[j] += b[j] } }
+                }
+            }
+            switch item.kind {
+            case .rows, .transposed: break
+            case .gated:
+                let g = ps[ps.startIndex].y, u = ps[ps.startIndex + 1].y
+                for j in 0..<item.rows { g[j] = g[j] / (1 + Foundation.exp(-g[j])) * u[j] }
+            }
+        }
     }
 
     /// Piece p of the batch: a row range of one item (or a whole transposed item).
     struct Pieces: PoolTask {
         let items: UnsafeBufferPointer<Item>
+        let products: UnsafeBufferPointer<Product>
+
         func callAsFunction(_ piece: Int, _ scratch: Scratch) {
             // Items are few (tens): find this piece's item by a linear scan from the end.
             var i = items.count - 1
             while items[i].firstPiece > piece { i -= 1 }
-            // Field by field: a copy of the whole item would retain its matrix's owner.
-            let w = items[i].view, x = items[i].x, y = items[i].y
-            if items[i].transposed {
-                WeightKernels.matvecTransposed(w, x: x, y: y)
-            } else {
-                let lo = (piece - items[i].firstPiece) * items[i].rowsPerPiece
-                let hi = min(w.rows, lo + items[i].rowsPerPiece)
-                WeightKernels.matvec(w, rows: lo..<hi, x: x, y: y, scratch: scratch)
+            let first = items[i].first, count = items[i].count
+            if case .transposed = items[i].kind {
+                // Field by field: a copy of the whole product would retain its matrix's owner.
+                WeightKernels.matvecTransposed(products[first].view, x: products[first].x, y: products[first].y)
+                return
+            }
+            let lo = (piece - items[i].firstPiece) * items[i].rowsPerPiece
+            let hi = min(items[i].rows, lo + items[i].rowsPerPiece)
+            for p in first ..< first + count {
+                let y = products[p].y
+                WeightKernels.matvec(products[p].view, rows: lo..<hi, x: products[p].x, y: y, scratch: scratch)
+                if let b = products[p].bias { Kernels.add(y + lo, b + lo, count: hi - lo, out: y + lo) }
+            }
+            switch items[i].kind {
+            case .rows, .transposed:
+                break
+            case .gated:
+                let g = products[first].y + lo
+                Kernels.siluMul(g, products[first + 1].y + lo, count: hi - lo, out: g)
             }
         }
     }

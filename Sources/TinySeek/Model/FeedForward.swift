@@ -24,23 +24,28 @@ extension FeedForwardWeights {
         let inter = intermediateSize
         let g = ws.pointer(.gate, rows * inter), u = ws.pointer(.up, rows * inter)
         let names = role.names
-        rec.op(names.gateUp, layer: layer, expert: expert, kind: gate.kind(tokens: rows),
-               cost: gate.cost(tokens: rows) + up.cost(tokens: rows)) {
-            if rows == 1 {
-                // Decode: gate and up read the same x; one parallel job streams both.
+        let act = Cost.elementwise(elements: rows * inter, inputs: 2, flopsPerElement: 5)
+        if rows == 1 {
+            // One row: gate and up read the same x, so one parallel job streams both, each piece
+            // applying the activation to the rows it just produced.
+            rec.fused(layer: layer, parts: {
+                [OpPart(names.gateUp, kind: .gemv, expert: expert, cost: gate.cost(tokens: 1) + up.cost(tokens: 1)),
+                 OpPart(names.act, kind: .elementwise, expert: expert, cost: act)]
+            }) {
                 let batch = ws.linears
                 batch.removeAll()
-                batch.append(gate, x: x, y: g)
-                batch.append(up, x: x, y: u)
+                batch.appendGated(gate: gate, up: up, x: x, out: g, upOut: u)
                 batch.run()
-            } else {
+            }
+        } else {
+            rec.op(names.gateUp, layer: layer, expert: expert, kind: gate.kind(tokens: rows),
+                   cost: gate.cost(tokens: rows) + up.cost(tokens: rows)) {
                 gate.apply(x, rows: rows, ldx: ldx, into: g)
                 up.apply(x, rows: rows, ldx: ldx, into: u)
             }
-        }
-        rec.op(names.act, layer: layer, expert: expert, kind: .elementwise,
-               cost: Cost.elementwise(elements: rows * inter, inputs: 2, flopsPerElement: 5)) {
-            Kernels.siluMul(g, u, count: rows * inter, out: g)
+            rec.op(names.act, layer: layer, expert: expert, kind: .elementwise, cost: act) {
+                Kernels.siluMul(g, u, count: rows * inter, out: g)
+            }
         }
         rec.op(names.down, layer: layer, expert: expert, kind: down.kind(tokens: rows), cost: down.cost(tokens: rows)) {
             down.apply(g, rows: rows, into: out)

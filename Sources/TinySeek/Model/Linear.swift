@@ -52,32 +52,31 @@ public struct Linear: Sendable {
 }
 
 /// One-row products of linear layers that do not depend on each other, as one parallel job: a
-/// `MatvecBatch` of their weights, then each layer's bias added to its output. How decode streams
-/// the layers that read the same input together (q_a and kv_a, gate and up, a token's experts).
+/// `MatvecBatch` of their weights, each layer's bias added in the same piece as its rows. How
+/// decode streams the layers that read the same input together (q_a and kv_a, gate and up, a
+/// token's experts), and a SwiGLU's activation with its gate and up.
 ///
 /// Reusable like the `MatvecBatch` under it: `removeAll()` keeps the storage.
 final class LinearBatch {
     private let matvecs: MatvecBatch
-    private var biases: [(bias: Tensor, y: UnsafeMutablePointer<Float>)] = []
 
     init(_ matvecs: MatvecBatch) {
         self.matvecs = matvecs
-        biases.reserveCapacity(64)
     }
 
-    func removeAll() {
-        matvecs.removeAll()
-        biases.removeAll(keepingCapacity: true)
-    }
+    func removeAll() { matvecs.removeAll() }
 
     /// Adds y[outFeatures] = layer(x[inFeatures]).
     func append(_ layer: Linear, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        matvecs.append(layer.weight, x: x, y: y)
-        if let bias = layer.bias { biases.append((bias, y)) }
+        matvecs.append(layer.weight, x: x, y: y, bias: layer.bias.map { UnsafePointer($0.pointer) })
     }
 
-    func run() {
-        matvecs.run()
-        for (bias, y) in biases { Kernels.add(y, bias.pointer, count: bias.count, out: y) }
+    /// Adds out = silu(gate(x)) ⊙ up(x), up's output going to `upOut` on the way.
+    func appendGated(gate: Linear, up: Linear, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                     upOut: UnsafeMutablePointer<Float>) {
+        matvecs.appendGated(gate: gate.weight, up: up.weight, x: x, out: out, upOut: upOut,
+                            gateBias: gate.bias.map { UnsafePointer($0.pointer) }, upBias: up.bias.map { UnsafePointer($0.pointer) })
     }
+
+    func run() { matvecs.run() }
 }

@@ -93,13 +93,18 @@ struct MoE {
 
     /// Decode: one token's MoE as three parallel jobs, each a `MatvecBatch` of matvecs that do
     /// not depend on each other, so the layer's weights stream with three hand-offs to the worker
-    /// lanes instead of one per matrix:
-    ///   1. the router logits and the shared experts' gate and up (all read xn);
-    ///   2. the k routed experts' gate and up, with the shared experts' down;
+    /// lanes instead of one per matrix; a SwiGLU's activation runs in the same pieces as the gate and
+    /// up rows it reads (on the lane that just wrote them, all lanes busy):
+    ///   1. the router logits, and the shared experts' gate and up with their activation;
+    ///   2. the k routed experts' gate and up with their activations, and the shared experts' down;
     ///   3. the k routed experts' down.
-    /// Route selection and the activations run between them. Each job's time is recorded per op
-    /// and per expert (shared out by bytes), so profiles keep one record per expert as in `grouped`.
-    /// The sums are formed in the same order as the T > 1 path: routed experts by slot, then shared.
+    /// Route selection runs between 1 and 2, the weighted sum after 3, on the caller. Each job's
+    /// time is recorded per op and per expert (shared out by bytes), so profiles keep one record
+    /// per expert as in `grouped`. The sums are formed in the same order as the T > 1 path: routed
+    /// experts by slot, then shared.
+    ///
+    /// (Summing the down rows inside the pieces as well, each piece taking the same rows of all
+    /// k + 1 down matrices, made that job stream a third slower: 7 short interleaved streams a lane.)
     private func forwardOneToken(_ xn: UnsafePointer<Float>, routes: inout Routes, workspace ws: Workspace,
                                  recorder rec: OpRecorder?, expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>) {
         let c = config, l = layer, d = c.hiddenSize, e = c.routedExperts
@@ -109,45 +114,35 @@ struct MoE {
         let g = ws.pointer(.gate, k * inter + si), u = ws.pointer(.up, k * inter + si), y = ws.pointer(.expertOut, (k + 1) * d)
         let gs = g + k * inter, us = u + k * inter, ys = y + k * d   // the shared experts' rows
         let batch = ws.linears
+        let act = { (n: Int) in Cost.elementwise(elements: n, inputs: 2, flopsPerElement: 5) }
 
         rec.fused(layer: l, parts: {
             [OpPart("router", kind: .routing, cost: router.cost(tokens: 1))]
-                + (shared.map { [OpPart(names.gateUp, kind: .gemv, cost: $0.gate.cost(tokens: 1) + $0.up.cost(tokens: 1))] } ?? [])
+                + (shared.map { [OpPart(names.gateUp, kind: .gemv, cost: $0.gate.cost(tokens: 1) + $0.up.cost(tokens: 1)),
+                                 OpPart(names.act, kind: .elementwise, cost: act(si))] } ?? [])
         }) {
             batch.removeAll()
             batch.append(router, x: xn, y: logits)
-            if let shared {
-                batch.append(shared.gate, x: xn, y: gs)
-                batch.append(shared.up, x: xn, y: us)
-            }
+            if let shared { batch.appendGated(gate: shared.gate, up: shared.up, x: xn, out: gs, upOut: us) }
             batch.run()
         }
         selectRoutes(logits: logits, tokens: 1, routes: &routes, recorder: rec, expertLoad: expertLoad)
-        if shared != nil {
-            rec.op(names.act, layer: l, kind: .elementwise, cost: Cost.elementwise(elements: si, inputs: 2, flopsPerElement: 5)) {
-                Kernels.siluMul(gs, us, count: si, out: gs)
-            }
-        }
 
         let slots = routes.experts.count
         func expert(_ s: Int) -> FeedForwardWeights { weights.experts[Int(routes.experts[s])] }
         rec.fused(layer: l, parts: {
-            (0..<slots).map { s in
-                OpPart("expert_gate_up", kind: .gemv, expert: Int(routes.experts[s]),
-                       cost: expert(s).gate.cost(tokens: 1) + expert(s).up.cost(tokens: 1))
+            (0..<slots).flatMap { s in
+                [OpPart("expert_gate_up", kind: .gemv, expert: Int(routes.experts[s]),
+                        cost: expert(s).gate.cost(tokens: 1) + expert(s).up.cost(tokens: 1)),
+                 OpPart("expert_act", kind: .elementwise, expert: Int(routes.experts[s]), cost: act(inter))]
             } + (shared.map { [OpPart(names.down, kind: .gemv, cost: $0.down.cost(tokens: 1))] } ?? [])
         }) {
             batch.removeAll()
             for s in 0..<slots {
-                batch.append(expert(s).gate, x: xn, y: g + s * inter)
-                batch.append(expert(s).up, x: xn, y: u + s * inter)
+                batch.appendGated(gate: expert(s).gate, up: expert(s).up, x: xn, out: g + s * inter, upOut: u + s * inter)
             }
             if let shared { batch.append(shared.down, x: gs, y: ys) }
             batch.run()
-        }
-        rec.split("expert_act", layer: l, kind: .elementwise, parts: slots, expert: { Int(routes.experts[$0]) },
-                  cost: { _ in Cost.elementwise(elements: inter, inputs: 2, flopsPerElement: 5) }) {
-            Kernels.siluMul(g, u, count: slots * inter, out: g)
         }
         rec.split("expert_down", layer: l, kind: .gemv, parts: slots, expert: { Int(routes.experts[$0]) },
                   cost: { expert($0).down.cost(tokens: 1) }) {
