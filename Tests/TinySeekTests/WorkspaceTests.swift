@@ -43,4 +43,33 @@ import Tensor
         ws.beginStep()
         #expect(ws.pointer(.x, 10) == small)
     }
+
+    /// A prebuilt job is built once, reused while its buffers stay, rebuilt when one moves: a
+    /// job kept on a moved buffer would write into freed memory.
+    @Test func prebuiltJobIsRebuiltWhenABufferMoves() throws {
+        let ws = Workspace()
+        let w = WeightMatrix(try Tensor(shape: [2, 3], scalars: [1, 2, 3, 4, 5, 6]))
+        let x1 = ws.pointer(.x, 3), y1 = ws.pointer(.residual, 2)
+        x1.update(from: [1, 1, 1], count: 3)
+        var builds = 0
+        func job(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>) -> MatvecBatch {
+            ws.prebuilt(.valueAbsorb(layer: 2), buffers: .init(x, y)) { batch in
+                builds += 1
+                batch.append(w, x: x, y: y)
+            }
+        }
+        let first = job(x1, y1)
+        first.run()
+        #expect(builds == 1 && Array(UnsafeBufferPointer(start: y1, count: 2)) == [6, 15])
+        #expect(job(x1, y1) === first && builds == 1)
+        // Another layer's job is its own.
+        _ = ws.prebuilt(.valueAbsorb(layer: 3), buffers: .init(x1, y1)) { _ in builds += 1 }
+        #expect(builds == 2)
+        // The output buffer moves: the job is rebuilt and writes the new one.
+        let y2 = ws.pointer(.residual, 4 * Self.mappedFloats)
+        #expect(y2 != y1)
+        y2.update(repeating: 0, count: 2)
+        job(x1, y2).run()
+        #expect(builds == 3 && Array(UnsafeBufferPointer(start: y2, count: 2)) == [6, 15])
+    }
 }

@@ -48,6 +48,9 @@ public final class MatvecBatch: @unchecked Sendable {
 
     private var items: [Item] = []
     private var products: [Product] = []
+    /// Pieces are laid out (`rowsPerPiece`, `firstPiece`) for the items as they are.
+    private var planned = false
+    private var pieceCount = 0
     private let pool: WorkerPool
     /// Bytes of weights per piece: big enough to amortise a claim, small enough to balance.
     public static let pieceBytes = 64 * 1024.0
@@ -63,6 +66,7 @@ public final class MatvecBatch: @unchecked Sendable {
     public func removeAll() {
         items.removeAll(keepingCapacity: true)
         products.removeAll(keepingCapacity: true)
+        planned = false
     }
 
     /// Adds y[W.rows] = W·x[W.cols] (+ bias[W.rows]).
@@ -99,6 +103,7 @@ public final class MatvecBatch: @unchecked Sendable {
         for p in first ..< products.count { bytes += products[p].matrix.byteCount }
         items.append(Item(kind: kind, first: first, count: products.count - first, rows: rows,
                           rowBytes: rows > 0 ? bytes / Double(rows) : 0))
+        planned = false
     }
 
     /// Bytes of weights the batch streams (for the cost model: each matrix once).
@@ -111,6 +116,14 @@ public final class MatvecBatch: @unchecked Sendable {
             runReference()
             return
         }
+        if !planned { plan() }
+        items.withUnsafeBufferPointer { items in
+            products.withUnsafeBufferPointer { pool.run(chunks: pieceCount, Pieces(items: items, products: $0)) }
+        }
+    }
+
+    /// Cuts every item into pieces (a batch run again unchanged keeps them).
+    private func plan() {
         var pieces = 0
         for i in items.indices {
             let rows = items[i].rows
@@ -127,9 +140,8 @@ public final class MatvecBatch: @unchecked Sendable {
             items[i].firstPiece = pieces
             if case .transposed = items[i].kind { pieces += 1 } else { pieces += (rows + items[i].rowsPerPiece - 1) / max(items[i].rowsPerPiece, 1) }
         }
-        items.withUnsafeBufferPointer { items in
-            products.withUnsafeBufferPointer { pool.run(chunks: pieces, Pieces(items: items, products: $0)) }
-        }
+        pieceCount = pieces
+        planned = true
     }
 
     private func runReference() {

@@ -85,11 +85,10 @@ struct MLA {
                 let kv = weights.kvA
                 rec.fused(layer: l, parts: { [OpPart("q_a_proj", kind: .gemv, cost: qA.cost(tokens: 1)),
                                               OpPart("kv_a_proj", kind: .gemv, cost: kv.cost(tokens: 1))] }) {
-                    let batch = ws.linears
-                    batch.removeAll()
-                    batch.append(qA, x: xn, y: qa)
-                    batch.append(kv, x: xn, y: kvA)
-                    batch.run()
+                    ws.prebuilt(.attentionInput(layer: l), buffers: .init(xn, qa, kvA)) { batch in
+                        batch.append(qA.weight, x: xn, y: qa, bias: qA.bias.map { UnsafePointer($0.pointer) })
+                        batch.append(kv.weight, x: xn, y: kvA, bias: kv.bias.map { UnsafePointer($0.pointer) })
+                    }.run()
                 }
             } else {
                 rec.op("q_a_proj", layer: l, kind: qA.kind(tokens: N), cost: qA.cost(tokens: N)) {
@@ -234,27 +233,30 @@ struct MLA {
         let qRows = q + rows.lowerBound * H * dqk, out = qLat + rows.lowerBound * H * r
         rec.op("q_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
                cost: Cost.qAbsorb(heads: H, tokens: T, kvLoraRank: r, nope: dn, weightBytes: weights.kvB.weightBytes)) {
-            // One row: the H per-head products are independent, so they run as one parallel job.
-            let batch = ws.matvecs
-            batch.removeAll()
-            for h in 0..<H {
+            // One row: the H per-head products are independent, so they run as one parallel job,
+            // the same every token (see `Workspace.prebuilt`).
+            func product(_ h: Int, _ batch: MatvecBatch?) {
                 let x = qRows + h * dqk, y = out + h * r
                 switch weights.wUK {
                 case let .transposed(wUKT):
                     // q̃_h = W_UK,hᵀ · q_nope,h, with W_UK,hᵀ rows [h·r, (h+1)·r) of the copy: (r, dn)
                     let w = wUKT.rows(h * r ..< (h + 1) * r)
-                    if T == 1 { batch.append(w, x: x, y: y) } else { w.apply(x, rows: T, ldx: H * dqk, into: y, ldy: H * r) }
+                    if let batch { batch.append(w, x: x, y: y) } else { w.apply(x, rows: T, ldx: H * dqk, into: y, ldy: H * r) }
                 case let .gathered(wUK):
                     // W_UK,h = rows [h·dn, (h+1)·dn) of the gathered copy: (dn, r); q̃ = q_nope · W_UK,h
                     let w = wUK.rows(h * dn ..< (h + 1) * dn)
-                    if T == 1 {
+                    if let batch {
                         batch.appendTransposed(w, x: x, y: y)
                     } else {
                         w.applyTransposed(x, rows: T, ldx: H * dqk, into: y, ldy: H * r)
                     }
                 }
             }
-            batch.run()
+            if T == 1 {
+                ws.prebuilt(.queryAbsorb(layer: l), buffers: .init(qRows, out)) { batch in for h in 0..<H { product(h, batch) } }.run()
+            } else {
+                for h in 0..<H { product(h, nil) }
+            }
         }
     }
 
@@ -266,18 +268,16 @@ struct MLA {
         let ctxRows = ctx + rows.lowerBound * H * r, out = attnOut + rows.lowerBound * H * dv
         rec.op("v_absorb", layer: l, kind: T == 1 ? .gemv : .gemm,
                cost: Cost.vAbsorb(heads: H, tokens: T, kvLoraRank: r, v: dv, weightBytes: weights.kvB.weightBytes)) {
-            let batch = ws.matvecs
-            batch.removeAll()
-            for h in 0..<H {
-                // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj, gathered: (dv, r); o_h = ctx_h · W_UV,hᵀ
-                let wUV = weights.wUV.rows(h * dv ..< (h + 1) * dv)
-                if T == 1 {
-                    batch.append(wUV, x: ctxRows + h * r, y: out + h * dv)
-                } else {
-                    wUV.apply(ctxRows + h * r, rows: T, ldx: H * r, into: out + h * dv, ldy: H * dv)
-                }
+            // W_UV,h = rows [h(dn+dv)+dn, (h+1)(dn+dv)) of kv_b_proj, gathered: (dv, r); o_h = ctx_h · W_UV,hᵀ
+            func wUV(_ h: Int) -> WeightMatrix { weights.wUV.rows(h * dv ..< (h + 1) * dv) }
+            if T == 1 {
+                // One row: one parallel job over the heads, the same every token.
+                ws.prebuilt(.valueAbsorb(layer: l), buffers: .init(ctxRows, out)) { batch in
+                    for h in 0..<H { batch.append(wUV(h), x: ctxRows + h * r, y: out + h * dv) }
+                }.run()
+            } else {
+                for h in 0..<H { wUV(h).apply(ctxRows + h * r, rows: T, ldx: H * r, into: out + h * dv, ldy: H * dv) }
             }
-            batch.run()
         }
     }
 

@@ -121,10 +121,15 @@ struct MoE {
                 + (shared.map { [OpPart(names.gateUp, kind: .gemv, cost: $0.gate.cost(tokens: 1) + $0.up.cost(tokens: 1)),
                                  OpPart(names.act, kind: .elementwise, cost: act(si))] } ?? [])
         }) {
-            batch.removeAll()
-            batch.append(router, x: xn, y: logits)
-            if let shared { batch.appendGated(gate: shared.gate, up: shared.up, x: xn, out: gs, upOut: us) }
-            batch.run()
+            // The same every token (see `Workspace.prebuilt`).
+            ws.prebuilt(.moeInput(layer: l), buffers: .init(xn, logits, gs, us)) { batch in
+                batch.append(router.weight, x: xn, y: logits)
+                if let shared {
+                    batch.appendGated(gate: shared.gate.weight, up: shared.up.weight, x: xn, out: gs, upOut: us,
+                                      gateBias: shared.gate.bias.map { UnsafePointer($0.pointer) },
+                                      upBias: shared.up.bias.map { UnsafePointer($0.pointer) })
+                }
+            }.run()
         }
         selectRoutes(logits: logits, tokens: 1, routes: &routes, recorder: rec, expertLoad: expertLoad)
 

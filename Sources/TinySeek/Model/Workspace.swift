@@ -94,6 +94,51 @@ public final class Workspace: @unchecked Sendable {
         return Tensor(storage: buffers[slot.rawValue], shape: shape)
     }
 
+    /// Decode's one-row jobs whose items are the same every token: the same matrices on the same
+    /// buffers.
+    enum PrebuiltJob {
+        case attentionInput(layer: Int)   // q_a_proj and kv_a_proj
+        case queryAbsorb(layer: Int)      // W_UK,h per head
+        case valueAbsorb(layer: Int)      // W_UV,h per head
+        case moeInput(layer: Int)         // the router and the shared experts' gate and up
+
+        var index: Int {
+            switch self {
+            case let .attentionInput(l): return 4 * l
+            case let .queryAbsorb(l): return 4 * l + 1
+            case let .valueAbsorb(l): return 4 * l + 2
+            case let .moeInput(l): return 4 * l + 3
+            }
+        }
+    }
+
+    /// The buffers a prebuilt job reads and writes (up to four addresses; no array, so checking
+    /// them allocates nothing).
+    struct JobBuffers: Equatable {
+        private let addresses: SIMD4<UInt>
+
+        init(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ c: UnsafeRawPointer? = nil, _ d: UnsafeRawPointer? = nil) {
+            addresses = SIMD4(UInt(bitPattern: a), UInt(bitPattern: b), UInt(bitPattern: c), UInt(bitPattern: d))
+        }
+    }
+
+    /// The batch of `job`, built by `build` on first use and again only if one of its `buffers`
+    /// moved (a workspace serves one model: its `BatchExecutor`'s). Filling a job's items every
+    /// token cost microseconds between two jobs (16 items for the per-head jobs), nearly all of it
+    /// cache misses on memory the step's weight stream had pushed out.
+    func prebuilt(_ job: PrebuiltJob, buffers: JobBuffers, build: (MatvecBatch) -> Void) -> MatvecBatch {
+        let i = job.index
+        if i >= prebuiltBatches.count { prebuiltBatches += Array(repeating: nil, count: i + 1 - prebuiltBatches.count) }
+        if let entry = prebuiltBatches[i], entry.buffers == buffers { return entry.batch }
+        let batch = prebuiltBatches[i]?.batch ?? MatvecBatch()
+        batch.removeAll()
+        build(batch)
+        prebuiltBatches[i] = (batch, buffers)
+        return batch
+    }
+
+    private var prebuiltBatches: [(batch: MatvecBatch, buffers: JobBuffers)?] = []
+
     /// Total floats currently held, for memory reports.
     public var floatCount: Int { buffers.reduce(0) { $0 + $1.count } }
 }
