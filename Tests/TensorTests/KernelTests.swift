@@ -174,12 +174,30 @@ struct KernelTests {
         var rng = SplitMix64(seed: 37)
         let (ldq, lde, w) = (rank + 3, ropeDims + 5, rank + ropeDims)
         for (positions, valid) in [(1, 1), (2, 2), (33, 33), (64, 40), (256, 256)] {
-            let q = rng.floats(rows * ldq), e = rng.floats(rows * lde), cache = rng.floats(positions * w)
+            let q = rng.floats(rows * ldq), cache = rng.floats(positions * w)
+            var e = rng.floats(rows * lde)
             var scores = [Float](repeating: .nan, count: rows * positions)
             var fast = [Float](repeating: .nan, count: rows * rank)
-            LatentAttention.attend(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, valid: valid, qLatent: q,
-                                   latentStride: ldq, qRope: e, ropeStride: lde, cache: cache, scale: 0.125,
-                                   scores: &scores, context: &fast, pool: WorkerPool(lanes: 2))
+            // Every other case passes q_pe unrotated with the angles: attend rotates it in place
+            // first, and the reference gets it rotated beforehand.
+            let rotating = valid % 2 == 0
+            let half = ropeDims / 2, cos = rng.floats(half), sin = rng.floats(half)
+            var unrotated = e
+            if rotating {
+                for i in 0..<rows { ReferenceKernels.rope(&e[i * lde], cos: cos, sin: sin, half: half, layout: .interleaved) }
+            }
+            cos.withUnsafeBufferPointer { c in sin.withUnsafeBufferPointer { sn in
+                let rotation = rotating ? LatentAttention.QueryRotation(cos: c.baseAddress!, sin: sn.baseAddress!, layout: .interleaved) : nil
+                if !rotating { unrotated = e }
+                unrotated.withUnsafeMutableBufferPointer { qRope in
+                    LatentAttention.attend(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, valid: valid, qLatent: q,
+                                           latentStride: ldq, qRope: qRope.baseAddress!, ropeStride: lde, rotate: rotation,
+                                           cache: cache, scale: 0.125, scores: &scores, context: &fast, pool: WorkerPool(lanes: 2))
+                }
+            } }
+            if rotating {
+                expectClose(unrotated, e, tol: 1e-6, atol: 1e-6, "\(rows) rows, \(positions) positions: q_pe rotated in place")
+            }
             var p = [Float](repeating: 0, count: rows * positions)
             ReferenceKernels.latentScores(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, qLatent: q,
                                           latentStride: ldq, qRope: e, ropeStride: lde, cache: cache, scale: 0.125, into: &p)

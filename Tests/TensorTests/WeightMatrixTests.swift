@@ -277,6 +277,32 @@ struct WeightMatrixTests {
         }
     }
 
+    @Test("a MatvecBatch task runs once per run, with its context, beside the products (and in the reference path)")
+    func taskItem() {
+        var rng = SplitMix64(seed: 107)
+        let batch = MatvecBatch(pool: WorkerPool(lanes: 2))
+        let w = randomMatrix(.f32, rows: 300, cols: 256, rng: &rng)
+        let x = rng.floats(256)
+        var expected = [Float](repeating: 0, count: 300)
+        w.apply(x, rows: 1, into: &expected, path: .reference)
+        let runs = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        runs.initialize(to: 0)
+        defer { runs.deallocate() }
+        let count: MatvecBatch.SideTask = { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Int.self)).pointee += 1 }
+        x.withUnsafeBufferPointer { xp in
+            var y = [Float](repeating: .nan, count: 300)
+            y.withUnsafeMutableBufferPointer { yp in
+                batch.append(w, x: xp.baseAddress!, y: yp.baseAddress!)
+                batch.appendTask(count, context: runs)
+                batch.run()
+                batch.run()
+                batch.run(path: .reference)
+            }
+            expectClose(y, expected, tol: 1e-5, magnitude: expected.map { abs($0) + 16 }, "the products beside the task")
+        }
+        #expect(runs.pointee == 3, "the task ran \(runs.pointee) times in three runs")
+    }
+
     @Test("bytes per element: 4, 2, 2 and 34/32")
     func bytesPerElement() {
         #expect(WeightFormat.f32.bytesPerElement == 4)

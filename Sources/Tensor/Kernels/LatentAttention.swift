@@ -46,9 +46,11 @@ public enum LatentAttention {
     ///
     /// The first `valid` positions are attended (the rest get probability 0, as in a causal
     /// prefill block); `scores` is scratch of rows × positions floats; `context` receives rows ×
-    /// rank floats.
+    /// rank floats. With `rotate`, each group first applies RoPE to its rows' q_pe in place (the
+    /// rows' rotation then costs no step of its own between two jobs).
     public static func attend(rows: Int, rank: Int, ropeDims: Int, positions: Int, valid: Int,
-                              qLatent: UnsafePointer<Float>, latentStride: Int, qRope: UnsafePointer<Float>, ropeStride: Int,
+                              qLatent: UnsafePointer<Float>, latentStride: Int, qRope: UnsafeMutablePointer<Float>, ropeStride: Int,
+                              rotate: QueryRotation? = nil,
                               cache: UnsafePointer<Float>, scale: Float, scores: UnsafeMutablePointer<Float>,
                               context: UnsafeMutablePointer<Float>, pool: WorkerPool = .shared) {
         guard rows > 0, positions > 0 else { return }
@@ -57,21 +59,39 @@ public enum LatentAttention {
         let work = rows * positions * (2 * rank + ropeDims)
         let groups = work < 1 << 15 ? 1 : max(1, min((rows + 3) / 4, 2 * pool.laneCount))
         let task = Heads(rows: rows, per: (rows + groups - 1) / groups, r: rank, dr: ropeDims, positions: positions, valid: valid,
-                         q: qLatent, ldq: latentStride, e: qRope, lde: ropeStride, cache: cache, scale: scale,
+                         q: qLatent, ldq: latentStride, e: qRope, lde: ropeStride, rotate: rotate, cache: cache, scale: scale,
                          scores: scores, context: context)
         pool.run(chunks: (rows + task.per - 1) / task.per, task)
     }
 
-    /// Chunk c: query rows [c·per, (c+1)·per): scores, softmax, context.
+    /// The rotary angles of the query's position, for `attend` to rotate q_pe rows with.
+    public struct QueryRotation {
+        public var cos: UnsafePointer<Float>
+        public var sin: UnsafePointer<Float>
+        public var layout: RopeLayout
+
+        public init(cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, layout: RopeLayout) {
+            self.cos = cos
+            self.sin = sin
+            self.layout = layout
+        }
+    }
+
+    /// Chunk c: query rows [c·per, (c+1)·per): RoPE on their q_pe (with `rotate`), scores,
+    /// softmax, context.
     struct Heads: PoolTask {
         let rows: Int, per: Int, r: Int, dr: Int, positions: Int, valid: Int
-        let q: UnsafePointer<Float>, ldq: Int, e: UnsafePointer<Float>, lde: Int
+        let q: UnsafePointer<Float>, ldq: Int, e: UnsafeMutablePointer<Float>, lde: Int
+        let rotate: QueryRotation?
         let cache: UnsafePointer<Float>, scale: Float
         let scores: UnsafeMutablePointer<Float>, context: UnsafeMutablePointer<Float>
 
         func callAsFunction(_ c: Int, _ scratch: Scratch) {
             let lo = c * per, n = min(rows, lo + per) - lo, S = positions
             guard n > 0 else { return }
+            if let rotate {
+                for i in lo ..< lo + n { Kernels.rope(e + i * lde, cos: rotate.cos, sin: rotate.sin, half: dr / 2, layout: rotate.layout) }
+            }
             let p = scores + lo * S
             Scores(rows: n, r: r, dr: dr, positions: S, per: S, q: q + lo * ldq, ldq: ldq, e: e + lo * lde, lde: lde,
                    cache: cache, scale: scale, out: p)(0, scratch)

@@ -33,6 +33,8 @@ public final class MatvecBatch: @unchecked Sendable {
             case transposed
             /// products[0] is gate, products[1] up; gate's y ends up holding silu(gate) ⊙ up.
             case gated
+            /// tasks[first]: a small piece of other work (no products), run once by one lane.
+            case task
         }
         var kind: Kind
         /// This item's products in `products`.
@@ -48,6 +50,7 @@ public final class MatvecBatch: @unchecked Sendable {
 
     private var items: [Item] = []
     private var products: [Product] = []
+    private var tasks: [(work: SideTask, context: UnsafeRawPointer)] = []
     /// Pieces are laid out (`rowsPerPiece`, `firstPiece`) for the items as they are.
     private var planned = false
     private var pieceCount = 0
@@ -66,6 +69,7 @@ public final class MatvecBatch: @unchecked Sendable {
     public func removeAll() {
         items.removeAll(keepingCapacity: true)
         products.removeAll(keepingCapacity: true)
+        tasks.removeAll(keepingCapacity: true)
         planned = false
     }
 
@@ -96,6 +100,19 @@ public final class MatvecBatch: @unchecked Sendable {
         addItem(.gated, from: first)
     }
 
+    /// Work a task piece runs: a function with no context of its own (so storing it allocates
+    /// nothing), called with the `context` it was appended with.
+    public typealias SideTask = @convention(c) (UnsafeRawPointer) -> Void
+
+    /// Adds `work(context)` as one piece of the job: a few microseconds of other work that needs
+    /// this job's inputs but not its outputs, done by one lane while the others stream. `context`
+    /// must stay valid until `run` returns. Placed first, so it starts with the job.
+    public func appendTask(_ work: SideTask, context: UnsafeRawPointer) {
+        tasks.append((work, context))
+        items.insert(Item(kind: .task, first: tasks.count - 1, count: 0, rows: 1, rowBytes: 0), at: 0)
+        planned = false
+    }
+
     /// Makes products[first...] one item of `kind`.
     private func addItem(_ kind: Item.Kind, from first: Int) {
         let rows = products[first].matrix.rows
@@ -118,7 +135,9 @@ public final class MatvecBatch: @unchecked Sendable {
         }
         if !planned { plan() }
         items.withUnsafeBufferPointer { items in
-            products.withUnsafeBufferPointer { pool.run(chunks: pieceCount, Pieces(items: items, products: $0)) }
+            products.withUnsafeBufferPointer { products in
+                tasks.withUnsafeBufferPointer { pool.run(chunks: pieceCount, Pieces(items: items, products: products, tasks: $0)) }
+            }
         }
     }
 
@@ -127,9 +146,10 @@ public final class MatvecBatch: @unchecked Sendable {
         var pieces = 0
         for i in items.indices {
             let rows = items[i].rows
-            if case .transposed = items[i].kind {
+            switch items[i].kind {
+            case .transposed, .task:
                 items[i].rowsPerPiece = rows
-            } else {
+            case .rows, .gated:
                 // A multiple of 4 rows (the Q8_0 kernel's group), and of 8 (the SIMD width) where a
                 // piece ends with an elementwise step, so it splits the vector where one pass would.
                 let align: Int
@@ -138,7 +158,10 @@ public final class MatvecBatch: @unchecked Sendable {
                 items[i].rowsPerPiece = ((rows + n - 1) / n + align - 1) & ~(align - 1)
             }
             items[i].firstPiece = pieces
-            if case .transposed = items[i].kind { pieces += 1 } else { pieces += (rows + items[i].rowsPerPiece - 1) / max(items[i].rowsPerPiece, 1) }
+            switch items[i].kind {
+            case .transposed, .task: pieces += 1
+            case .rows, .gated: pieces += (rows + items[i].rowsPerPiece - 1) / max(items[i].rowsPerPiece, 1)
+            }
         }
         pieceCount = pieces
         planned = true
@@ -146,6 +169,10 @@ public final class MatvecBatch: @unchecked Sendable {
 
     private func runReference() {
         for item in items {
+            if case .task = item.kind {
+                tasks[item.first].work(tasks[item.first].context)
+                continue
+            }
             let ps = products[item.first ..< item.first + item.count]
             for p in ps {
                 if case .transposed = item.kind {
@@ -156,7 +183,7 @@ public final class MatvecBatch: @unchecked Sendable {
                 }
             }
             switch item.kind {
-            case .rows, .transposed: break
+            case .rows, .transposed, .task: break
             case .gated:
                 let g = ps[ps.startIndex].y, u = ps[ps.startIndex + 1].y
                 for j in 0..<item.rows { g[j] = g[j] / (1 + Foundation.exp(-g[j])) * u[j] }
@@ -168,12 +195,17 @@ public final class MatvecBatch: @unchecked Sendable {
     struct Pieces: PoolTask {
         let items: UnsafeBufferPointer<Item>
         let products: UnsafeBufferPointer<Product>
+        let tasks: UnsafeBufferPointer<(work: SideTask, context: UnsafeRawPointer)>
 
         func callAsFunction(_ piece: Int, _ scratch: Scratch) {
             // Items are few (tens): find this piece's item by a linear scan from the end.
             var i = items.count - 1
             while items[i].firstPiece > piece { i -= 1 }
             let first = items[i].first, count = items[i].count
+            if case .task = items[i].kind {
+                tasks[first].work(tasks[first].context)
+                return
+            }
             if case .transposed = items[i].kind {
                 // Field by field: a copy of the whole product would retain its matrix's owner.
                 WeightKernels.matvecTransposed(products[first].view, x: products[first].x, y: products[first].y)
@@ -187,7 +219,7 @@ public final class MatvecBatch: @unchecked Sendable {
                 if let b = products[p].bias { Kernels.add(y + lo, b + lo, count: hi - lo, out: y + lo) }
             }
             switch items[i].kind {
-            case .rows, .transposed:
+            case .rows, .transposed, .task:
                 break
             case .gated:
                 let g = products[first].y + lo

@@ -78,6 +78,12 @@ struct MLA {
         let kvA = ws.pointer(.kvA, N * (r + dr))
         // One row with a low-rank query: q_a_proj and kv_a_proj run as one job (below).
         let fusedQKV = N == 1 && weights.qA != nil
+        // ...and if its attention is `LatentAttention.attend` (absorbed, a short cache), the new
+        // latent-cache row is written inside q_b's job (a task for one lane while the others stream
+        // q_b) and the query's RoPE inside attention's job: between q_a's job and W_UK's only q_a's
+        // norm runs on the caller.
+        let rowInJob = fusedQKV && sequences.count == 1 && order.resolved(tokens: 1) == .absorbed
+            && sequences[0].end <= LatentAttention.headSplitPositions
         if let qA = weights.qA, let qANorm = weights.qANorm, let qB = weights.qB {
             let qa = ws.pointer(.qA, N * qA.outFeatures)
             if fusedQKV {
@@ -101,8 +107,24 @@ struct MLA {
                     Kernels.rmsNorm(row, weight: qANorm.pointer, eps: Self.latentNormEps, count: qA.outFeatures, out: row)
                 }
             }
-            rec.op("q_b_proj", layer: l, kind: qB.kind(tokens: N), cost: qB.cost(tokens: N)) {
-                qB.apply(qa, rows: N, into: q)
+            if rowInJob {
+                let seq = sequences[0]
+                rec.fused(layer: l, parts: { [OpPart("q_b_proj", kind: .gemv, cost: qB.cost(tokens: 1)),
+                                              OpPart("kv_norm", kind: .elementwise, cost: Cost.rmsNorm(rows: 1, width: r))] }) {
+                    let write = ws.taskContext(LatentRowWrite.self)
+                    write.initialize(to: LatentRowWrite(source: kvA, row: seq.cache.row(layer: l, position: seq.start),
+                                                        norm: weights.kvANorm.pointer, rank: r, ropeDims: dr, cos: cos, sin: sin,
+                                                        layout: rope.layout, attended: seq.cache.row(layer: l, position: 0),
+                                                        attendedBytes: min(seq.end * (r + dr) * 4, Self.cachePrefetchBytes)))
+                    ws.prebuilt(.queryUp(layer: l), buffers: .init(qa, q)) { batch in
+                        batch.append(qB.weight, x: qa, y: q, bias: qB.bias.map { UnsafePointer($0.pointer) })
+                        batch.appendTask(LatentRowWrite.task, context: write)
+                    }.run()
+                }
+            } else {
+                rec.op("q_b_proj", layer: l, kind: qB.kind(tokens: N), cost: qB.cost(tokens: N)) {
+                    qB.apply(qa, rows: N, into: q)
+                }
             }
         } else if let qProj = weights.q {
             rec.op("q_proj", layer: l, kind: qProj.kind(tokens: N), cost: qProj.cost(tokens: N)) {
@@ -116,7 +138,7 @@ struct MLA {
             }
         }
         // The latent cache stores the normed latent and the rotated shared key, nothing else.
-        rec.op("kv_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: r)) {
+        if !rowInJob { rec.op("kv_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: r)) {
             for s in sequences {
                 for t in 0..<s.count {
                     let row = s.cache.row(layer: l, position: s.start + t), src = kvA + (s.row + t) * (r + dr)
@@ -134,7 +156,7 @@ struct MLA {
                     for h in 0..<H { rope.rotate(q + (i * H + h) * dqk + dn, cos: cs, sin: sn) }
                 }
             }
-        }
+        } }
 
         let attnOut = ws.pointer(.attnOut, N * H * dv)
         // Absorbed sequences share q_absorb and v_absorb: they are per-row weight products, so each
@@ -144,7 +166,7 @@ struct MLA {
         // The latent rows each absorbed sequence attends over were pushed out of the caches by the
         // weights streamed since this layer last ran; ask for them now, so that attention reads
         // them from L2 instead of waiting on memory, while q_absorb streams W_UK.
-        var prefetchBudget = Self.cachePrefetchBytes
+        var prefetchBudget = rowInJob ? 0 : Self.cachePrefetchBytes   // (that task prefetches them)
         for s in sequences where prefetchBudget > 0 && order.resolved(tokens: s.count) == .absorbed {
             let bytes = min(s.end * (r + dr) * 4, prefetchBudget)
             Kernels.prefetch(s.cache.row(layer: l, position: 0), bytes: bytes)
@@ -156,7 +178,9 @@ struct MLA {
             case .naive, .auto:
                 naive(s, q: q, attnOut: attnOut, scale: rope.softmaxScale, workspace: ws, recorder: rec)
             case .absorbed:
-                absorbedAttention(s, q: q, qLatent: qLat, context: ctx, scale: rope.softmaxScale, workspace: ws, recorder: rec)
+                absorbedAttention(s, q: q, qLatent: qLat, context: ctx, scale: rope.softmaxScale,
+                                  rotate: rowInJob ? LatentAttention.QueryRotation(cos: cos, sin: sin, layout: rope.layout) : nil,
+                                  workspace: ws, recorder: rec)
             }
         }
         for run in absorbedRuns { absorbValue(rows: run, context: ctx, into: attnOut, workspace: ws, recorder: rec) }
@@ -283,8 +307,11 @@ struct MLA {
 
     /// Absorbed attention for one sequence: MQA over the latent. q̃ and q_pe rows are ordered
     /// (t, h), so the score and context of all heads are GEMMs against the shared latent rows.
+    /// With `rotate` (one query token, `attend`'s case), its q_pe rows are still unrotated and
+    /// `attend` applies RoPE to them, recorded as this layer's rope op.
     private func absorbedAttention(_ s: SequenceSlice, q: UnsafeMutablePointer<Float>, qLatent: UnsafeMutablePointer<Float>,
-                                   context: UnsafeMutablePointer<Float>, scale: Float, workspace ws: Workspace, recorder rec: OpRecorder?) {
+                                   context: UnsafeMutablePointer<Float>, scale: Float, rotate: LatentAttention.QueryRotation?,
+                                   workspace ws: Workspace, recorder rec: OpRecorder?) {
         let c = config, l = layer
         let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, r = c.kvLoraRank, w = r + dr, dqk = dn + dr
         let T = s.count, S = s.end, p0 = s.start
@@ -298,12 +325,13 @@ struct MLA {
                 // One query token over a short cache: scores, softmax and context in one job over
                 // heads (see `LatentAttention.attend`), recorded as the three ops it fuses.
                 rec.fused(layer: l, parts: {
+                    (rotate == nil ? [] : [OpPart("rope", kind: .elementwise, cost: Cost.rope(vectors: H + 1, dims: dr))]) +
                     [OpPart("attn_score", kind: .attention, cost: Cost.absorbedScore(heads: H, tokens: 1, positions: S, kvLoraRank: r, rope: dr)),
                      OpPart("softmax", kind: .elementwise, cost: Cost.softmax(heads: H, tokens: 1, positions: S)),
                      OpPart("attn_context", kind: .attention, cost: Cost.absorbedContext(heads: H, tokens: 1, positions: S, kvLoraRank: r))]
                 }) {
                     LatentAttention.attend(rows: H, rank: r, ropeDims: dr, positions: S, valid: p0 + t0 + 1, qLatent: qLat + t0 * H * r, latentStride: r,
-                                           qRope: qPe + t0 * H * dqk, ropeStride: dqk, cache: latent, scale: scale,
+                                           qRope: qPe + t0 * H * dqk, ropeStride: dqk, rotate: rotate, cache: latent, scale: scale,
                                            scores: scores, context: ctx + t0 * H * r)
                 }
                 continue
@@ -335,5 +363,29 @@ struct MLA {
                              transposeB: false, c: ctx + t0 * H * r, ldc: r)
             }
         }
+    }
+}
+
+/// A decode token's latent-cache row, [RMSNorm(c) | RoPE(k_pe)] from kv_a_proj's output, as a
+/// task of q_b's job (`MLA.forward`); it then asks for the rows attention will read (L2 of the
+/// lane that ran it, which the step's weight stream had pushed them out of).
+private struct LatentRowWrite {
+    var source: UnsafePointer<Float>            // [c (r) | k_pe (dr)]
+    var row: UnsafeMutablePointer<Float>        // the cache row at the token's position
+    var norm: UnsafePointer<Float>              // kv_a_layernorm
+    var rank: Int
+    var ropeDims: Int
+    var cos: UnsafePointer<Float>               // the position's angles, dr/2 each
+    var sin: UnsafePointer<Float>
+    var layout: RopeLayout
+    var attended: UnsafePointer<Float>          // the layer's cache rows from position 0
+    var attendedBytes: Int
+
+    static let task: MatvecBatch.SideTask = { raw in
+        let w = raw.assumingMemoryBound(to: LatentRowWrite.self).pointee
+        Kernels.rmsNorm(w.source, weight: w.norm, eps: MLA.latentNormEps, count: w.rank, out: w.row)
+        (w.row + w.rank).update(from: w.source + w.rank, count: w.ropeDims)
+        Kernels.rope(w.row + w.rank, cos: w.cos, sin: w.sin, half: w.ropeDims / 2, layout: w.layout)
+        Kernels.prefetch(w.attended, bytes: w.attendedBytes)
     }
 }

@@ -101,16 +101,31 @@ public final class Workspace: @unchecked Sendable {
         case queryAbsorb(layer: Int)      // W_UK,h per head
         case valueAbsorb(layer: Int)      // W_UV,h per head
         case moeInput(layer: Int)         // the router and the shared experts' gate and up
+        case queryUp(layer: Int)          // q_b_proj, with the new latent-cache row as a task
 
         var index: Int {
             switch self {
-            case let .attentionInput(l): return 4 * l
-            case let .queryAbsorb(l): return 4 * l + 1
-            case let .valueAbsorb(l): return 4 * l + 2
-            case let .moeInput(l): return 4 * l + 3
+            case let .attentionInput(l): return 5 * l
+            case let .queryAbsorb(l): return 5 * l + 1
+            case let .valueAbsorb(l): return 5 * l + 2
+            case let .moeInput(l): return 5 * l + 3
+            case let .queryUp(l): return 5 * l + 4
             }
         }
     }
+
+    /// Memory for the context of a prebuilt job's task (`MatvecBatch.appendTask`), at a fixed
+    /// address so the job can be built once: the step writes the token's values into it.
+    func taskContext<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
+        precondition(MemoryLayout<T>.size <= Self.taskContextBytes && MemoryLayout<T>.alignment <= 64 && _isPOD(T.self),
+                     "a task context must be plain data of at most \(Self.taskContextBytes) bytes")
+        return taskContextMemory.bindMemory(to: T.self, capacity: 1)
+    }
+
+    private static let taskContextBytes = 256
+    private let taskContextMemory = UnsafeMutableRawPointer.allocate(byteCount: taskContextBytes, alignment: 64)
+
+    deinit { taskContextMemory.deallocate() }
 
     /// The buffers a prebuilt job reads and writes (up to four addresses; no array, so checking
     /// them allocates nothing).
