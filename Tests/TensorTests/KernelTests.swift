@@ -186,15 +186,34 @@ struct KernelTests {
             if rotating {
                 for i in 0..<rows { ReferenceKernels.rope(&e[i * lde], cos: cos, sin: sin, half: half, layout: .interleaved) }
             }
+            // The same cases also apply a per-row output projection (3 outputs a row) to the context.
+            let perRow = 3, wOut = randomMatrix(.f32, rows: rows * perRow, cols: rank, rng: &rng)
+            var projected = [Float](repeating: .nan, count: rows * perRow)
             cos.withUnsafeBufferPointer { c in sin.withUnsafeBufferPointer { sn in
                 let rotation = rotating ? LatentAttention.QueryRotation(cos: c.baseAddress!, sin: sn.baseAddress!, layout: .interleaved) : nil
                 if !rotating { unrotated = e }
                 unrotated.withUnsafeMutableBufferPointer { qRope in
-                    LatentAttention.attend(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, valid: valid, qLatent: q,
-                                           latentStride: ldq, qRope: qRope.baseAddress!, ropeStride: lde, rotate: rotation,
-                                           cache: cache, scale: 0.125, scores: &scores, context: &fast, pool: WorkerPool(lanes: 2))
+                    projected.withUnsafeMutableBufferPointer { out in
+                        LatentAttention.attend(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, valid: valid, qLatent: q,
+                                               latentStride: ldq, qRope: qRope.baseAddress!, ropeStride: lde, rotate: rotation,
+                                               cache: cache, scale: 0.125, scores: &scores, context: &fast,
+                                               project: rotating ? .init(weights: wOut, outputsPerRow: perRow, out: out.baseAddress!) : nil,
+                                               pool: WorkerPool(lanes: 2))
+                    }
                 }
             } }
+            if rotating {
+                // Against the projection of the kernel's own context (the context is checked below).
+                var expected = [Float](repeating: 0, count: rows * perRow), mag = expected
+                for i in 0..<rows {
+                    let head = wOut.rows(i * perRow ..< (i + 1) * perRow)
+                    var y = [Float](repeating: 0, count: perRow), m = y
+                    head.apply(Array(fast[i * rank ..< (i + 1) * rank]), rows: 1, into: &y, path: .reference)
+                    absoluteMatrix(head).apply(fast[i * rank ..< (i + 1) * rank].map(abs), rows: 1, into: &m, path: .reference)
+                    for j in 0..<perRow { expected[i * perRow + j] = y[j]; mag[i * perRow + j] = m[j] }
+                }
+                expectClose(projected, expected, tol: 1e-5, magnitude: mag, "\(rows) rows, \(positions) positions: projected context")
+            }
             if rotating {
                 expectClose(unrotated, e, tol: 1e-6, atol: 1e-6, "\(rows) rows, \(positions) positions: q_pe rotated in place")
             }

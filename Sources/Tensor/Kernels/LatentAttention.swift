@@ -47,20 +47,27 @@ public enum LatentAttention {
     /// The first `valid` positions are attended (the rest get probability 0, as in a causal
     /// prefill block); `scores` is scratch of rows × positions floats; `context` receives rows ×
     /// rank floats. With `rotate`, each group first applies RoPE to its rows' q_pe in place (the
-    /// rows' rotation then costs no step of its own between two jobs).
+    /// rows' rotation then costs no step of its own between two jobs). With `project`, each group
+    /// then applies its rows' output projection to their context (MLA's W_UV per head), which
+    /// would otherwise be a job of its own after this one.
     public static func attend(rows: Int, rank: Int, ropeDims: Int, positions: Int, valid: Int,
                               qLatent: UnsafePointer<Float>, latentStride: Int, qRope: UnsafeMutablePointer<Float>, ropeStride: Int,
                               rotate: QueryRotation? = nil,
                               cache: UnsafePointer<Float>, scale: Float, scores: UnsafeMutablePointer<Float>,
-                              context: UnsafeMutablePointer<Float>, pool: WorkerPool = .shared) {
+                              context: UnsafeMutablePointer<Float>, project: OutputProjection? = nil, pool: WorkerPool = .shared) {
         guard rows > 0, positions > 0 else { return }
         // Groups of four rows (the score kernel's tile), at most two groups per lane; one group,
         // run on the caller, below ~32K multiply-adds (a microsecond: less than a hand-off).
         let work = rows * positions * (2 * rank + ropeDims)
         let groups = work < 1 << 15 ? 1 : max(1, min((rows + 3) / 4, 2 * pool.laneCount))
+        if let project {
+            precondition(project.weights.rows == rows * project.outputsPerRow && project.weights.cols == rank,
+                         "output projection [\(project.weights.rows), \(project.weights.cols)] for \(rows) rows of \(rank)")
+        }
         let task = Heads(rows: rows, per: (rows + groups - 1) / groups, r: rank, dr: ropeDims, positions: positions, valid: valid,
                          q: qLatent, ldq: latentStride, e: qRope, lde: ropeStride, rotate: rotate, cache: cache, scale: scale,
-                         scores: scores, context: context)
+                         scores: scores, context: context,
+                         project: project.map { ($0.weights.view, $0.outputsPerRow, $0.out) })
         pool.run(chunks: (rows + task.per - 1) / task.per, task)
     }
 
@@ -77,14 +84,29 @@ public enum LatentAttention {
         }
     }
 
+    /// Row i's output y[i·k ..< (i+1)·k] = W[i·k ..< (i+1)·k, :] · context_i, for k =
+    /// `outputsPerRow` (W: rows·k × rank).
+    public struct OutputProjection {
+        public var weights: WeightMatrix
+        public var outputsPerRow: Int
+        public var out: UnsafeMutablePointer<Float>
+
+        public init(weights: WeightMatrix, outputsPerRow: Int, out: UnsafeMutablePointer<Float>) {
+            self.weights = weights
+            self.outputsPerRow = outputsPerRow
+            self.out = out
+        }
+    }
+
     /// Chunk c: query rows [c·per, (c+1)·per): RoPE on their q_pe (with `rotate`), scores,
-    /// softmax, context.
+    /// softmax, context, and the output projection of each (with `project`).
     struct Heads: PoolTask {
         let rows: Int, per: Int, r: Int, dr: Int, positions: Int, valid: Int
         let q: UnsafePointer<Float>, ldq: Int, e: UnsafeMutablePointer<Float>, lde: Int
         let rotate: QueryRotation?
         let cache: UnsafePointer<Float>, scale: Float
         let scores: UnsafeMutablePointer<Float>, context: UnsafeMutablePointer<Float>
+        let project: (w: WeightView, outputsPerRow: Int, out: UnsafeMutablePointer<Float>)?
 
         func callAsFunction(_ c: Int, _ scratch: Scratch) {
             let lo = c * per, n = min(rows, lo + per) - lo, S = positions
@@ -98,6 +120,12 @@ public enum LatentAttention {
             for i in 0..<n { Kernels.softmax(p + i * S, count: S, valid: valid) }
             Kernels.sgemm(m: n, n: r, k: S, a: p, lda: S, b: cache, ldb: r + dr, transposeB: false,
                           c: context + lo * r, ldc: r)
+            if let project {
+                let k = project.outputsPerRow
+                for i in lo ..< lo + n {
+                    WeightKernels.matvec(project.w, rows: i * k ..< (i + 1) * k, x: context + i * r, y: project.out, scratch: scratch)
+                }
+            }
         }
     }
 

@@ -180,10 +180,13 @@ struct MLA {
             case .absorbed:
                 absorbedAttention(s, q: q, qLatent: qLat, context: ctx, scale: rope.softmaxScale,
                                   rotate: rowInJob ? LatentAttention.QueryRotation(cos: cos, sin: sin, layout: rope.layout) : nil,
-                                  workspace: ws, recorder: rec)
+                                  project: rowInJob ? attnOut : nil, workspace: ws, recorder: rec)
             }
         }
-        for run in absorbedRuns { absorbValue(rows: run, context: ctx, into: attnOut, workspace: ws, recorder: rec) }
+        // (With the row in q_b's job, attention's job applies W_UV too: see absorbedAttention.)
+        if !rowInJob {
+            for run in absorbedRuns { absorbValue(rows: run, context: ctx, into: attnOut, workspace: ws, recorder: rec) }
+        }
 
         rec.op("o_proj", layer: l, kind: weights.o.kind(tokens: N), cost: weights.o.cost(tokens: N)) {
             weights.o.apply(attnOut, rows: N, into: out, ldo: d)
@@ -308,10 +311,11 @@ struct MLA {
     /// Absorbed attention for one sequence: MQA over the latent. q̃ and q_pe rows are ordered
     /// (t, h), so the score and context of all heads are GEMMs against the shared latent rows.
     /// With `rotate` (one query token, `attend`'s case), its q_pe rows are still unrotated and
-    /// `attend` applies RoPE to them, recorded as this layer's rope op.
+    /// `attend` applies RoPE to them, recorded as this layer's rope op; with `project`, `attend`
+    /// also applies W_UV per head into it (this token's attention output), recorded as v_absorb.
     private func absorbedAttention(_ s: SequenceSlice, q: UnsafeMutablePointer<Float>, qLatent: UnsafeMutablePointer<Float>,
                                    context: UnsafeMutablePointer<Float>, scale: Float, rotate: LatentAttention.QueryRotation?,
-                                   workspace ws: Workspace, recorder rec: OpRecorder?) {
+                                   project: UnsafeMutablePointer<Float>?, workspace ws: Workspace, recorder rec: OpRecorder?) {
         let c = config, l = layer
         let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, r = c.kvLoraRank, w = r + dr, dqk = dn + dr
         let T = s.count, S = s.end, p0 = s.start
@@ -329,13 +333,17 @@ struct MLA {
                     [OpPart("attn_score", kind: .attention, cost: Cost.absorbedScore(heads: H, tokens: 1, positions: S, kvLoraRank: r, rope: dr)),
                      OpPart("softmax", kind: .elementwise, cost: Cost.softmax(heads: H, tokens: 1, positions: S)),
                      OpPart("attn_context", kind: .attention, cost: Cost.absorbedContext(heads: H, tokens: 1, positions: S, kvLoraRank: r))]
+                    + (project == nil ? [] : [OpPart("v_absorb", kind: .gemv, cost: Cost.vAbsorb(heads: H, tokens: 1, kvLoraRank: r,
+                                                                                              v: c.vHeadDim, weightBytes: weights.kvB.weightBytes))])
                 }) {
                     LatentAttention.attend(rows: H, rank: r, ropeDims: dr, positions: S, valid: p0 + t0 + 1, qLatent: qLat + t0 * H * r, latentStride: r,
                                            qRope: qPe + t0 * H * dqk, ropeStride: dqk, rotate: rotate, cache: latent, scale: scale,
-                                           scores: scores, context: ctx + t0 * H * r)
+                                           scores: scores, context: ctx + t0 * H * r,
+                                           project: project.map { .init(weights: weights.wUV, outputsPerRow: c.vHeadDim, out: $0 + s.row * H * c.vHeadDim) })
                 }
                 continue
             }
+            precondition(rotate == nil && project == nil, "q_pe rotation and W_UV are folded only into attend's job")
             // All heads at once: the latent rows are the shared key (MQA over the latent).
             // score = s·(q̃·c + q_pe·k_pe): the latent part, then the rope part accumulated.
             // One query token (decode): H rows only, where sgemm's packing costs about what its
