@@ -235,6 +235,39 @@ struct KernelTests {
         }
     }
 
+    @Test("latent attend forming q̃ itself (per-row input projection) equals attend given q̃",
+          arguments: [WeightFormat.f32, .bf16, .f16])
+    func latentAttendAbsorb(format: WeightFormat) {
+        var rng = SplitMix64(seed: 38)
+        let (rows, rank, ropeDims, inWidth, stride) = (6, 48, 8, 20, 28)   // x_i: the first 20 of every 28 floats
+        let positions = 80, w = rank + ropeDims   // above attend's one-group size: two groups, two lanes
+        let wIn = randomMatrix(format, rows: rows * rank, cols: inWidth, rng: &rng)
+        let x = rng.floats(rows * stride), e = rng.floats(rows * ropeDims), cache = rng.floats(positions * w)
+        // q̃ by the reference kernels, then attend as before.
+        var qRef = [Float](repeating: 0, count: rows * rank)
+        for i in 0..<rows {
+            var qi = [Float](repeating: 0, count: rank)
+            wIn.rows(i * rank ..< (i + 1) * rank).apply(Array(x[i * stride ..< i * stride + inWidth]), rows: 1, into: &qi, path: .reference)
+            qRef.replaceSubrange(i * rank ..< (i + 1) * rank, with: qi)
+        }
+        var e1 = e, e2 = e
+        var scores = [Float](repeating: .nan, count: rows * positions)
+        var expected = [Float](repeating: .nan, count: rows * rank), fused = expected
+        var qFused = [Float](repeating: .nan, count: rows * rank)
+        LatentAttention.attend(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, valid: positions, qLatent: qRef,
+                               latentStride: rank, qRope: &e1, ropeStride: ropeDims, cache: cache, scale: 0.2,
+                               scores: &scores, context: &expected, pool: WorkerPool(lanes: 2))
+        qFused.withUnsafeMutableBufferPointer { qf in
+            LatentAttention.attend(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, valid: positions,
+                                   qLatent: qf.baseAddress!, latentStride: rank, qRope: &e2, ropeStride: ropeDims, cache: cache,
+                                   scale: 0.2, scores: &scores, context: &fused,
+                                   absorb: .init(weights: wIn, input: x, inputStride: stride, out: qf.baseAddress!),
+                                   pool: WorkerPool(lanes: 2))
+        }
+        expectClose(qFused, qRef, tol: 1e-4, atol: 1e-4, "\(format): q̃ formed inside attend")
+        expectClose(fused, expected, tol: 1e-4, atol: 1e-4, "\(format): context with q̃ formed inside attend")
+    }
+
     @Test("rmsNorm", arguments: oddSizes)
     func rmsNorm(n: Int) {
         var rng = SplitMix64(seed: 6 &+ UInt64(n))

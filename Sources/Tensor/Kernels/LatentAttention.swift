@@ -47,19 +47,25 @@ public enum LatentAttention {
     /// The first `valid` positions are attended (the rest get probability 0, as in a causal
     /// prefill block); `scores` is scratch of rows × positions floats; `context` receives rows ×
     /// rank floats. With `rotate`, each group first applies RoPE to its rows' q_pe in place (the
-    /// rows' rotation then costs no step of its own between two jobs). With `project`, each group
-    /// then applies its rows' output projection to their context (MLA's W_UV per head), which
-    /// would otherwise be a job of its own after this one.
+    /// rows' rotation then costs no step of its own between two jobs). With `absorb`, each group
+    /// first forms its rows of qLatent (MLA's W_UK,hᵀ·q_nope,h per head), and with `project` it
+    /// then applies its rows' output projection to their context (W_UV per head): each would
+    /// otherwise be a job of its own, before and after this one.
     public static func attend(rows: Int, rank: Int, ropeDims: Int, positions: Int, valid: Int,
                               qLatent: UnsafePointer<Float>, latentStride: Int, qRope: UnsafeMutablePointer<Float>, ropeStride: Int,
                               rotate: QueryRotation? = nil,
                               cache: UnsafePointer<Float>, scale: Float, scores: UnsafeMutablePointer<Float>,
-                              context: UnsafeMutablePointer<Float>, project: OutputProjection? = nil, pool: WorkerPool = .shared) {
+                              context: UnsafeMutablePointer<Float>, absorb: InputProjection? = nil, project: OutputProjection? = nil,
+                              pool: WorkerPool = .shared) {
         guard rows > 0, positions > 0 else { return }
         // Groups of four rows (the score kernel's tile), at most two groups per lane; one group,
         // run on the caller, below ~32K multiply-adds (a microsecond: less than a hand-off).
         let work = rows * positions * (2 * rank + ropeDims)
         let groups = work < 1 << 15 ? 1 : max(1, min((rows + 3) / 4, 2 * pool.laneCount))
+        if let absorb {
+            precondition(absorb.weights.rows == rows * rank && UnsafePointer(absorb.out) == qLatent && latentStride == rank,
+                         "query projection [\(absorb.weights.rows), \(absorb.weights.cols)] for \(rows) rows of \(rank) into qLatent")
+        }
         if let project {
             precondition(project.weights.rows == rows * project.outputsPerRow && project.weights.cols == rank,
                          "output projection [\(project.weights.rows), \(project.weights.cols)] for \(rows) rows of \(rank)")
@@ -67,6 +73,7 @@ public enum LatentAttention {
         let task = Heads(rows: rows, per: (rows + groups - 1) / groups, r: rank, dr: ropeDims, positions: positions, valid: valid,
                          q: qLatent, ldq: latentStride, e: qRope, lde: ropeStride, rotate: rotate, cache: cache, scale: scale,
                          scores: scores, context: context,
+                         absorb: absorb.map { ($0.weights.view, $0.input, $0.inputStride, $0.out) },
                          project: project.map { ($0.weights.view, $0.outputsPerRow, $0.out) })
         pool.run(chunks: (rows + task.per - 1) / task.per, task)
     }
@@ -84,6 +91,22 @@ public enum LatentAttention {
         }
     }
 
+    /// Row i's query q̃_i = W[i·rank ..< (i+1)·rank, :] · x_i, x_i = input + i·inputStride (W:
+    /// rows·rank × the input's width), written to `out`, which must be attend's qLatent.
+    public struct InputProjection {
+        public var weights: WeightMatrix
+        public var input: UnsafePointer<Float>
+        public var inputStride: Int
+        public var out: UnsafeMutablePointer<Float>
+
+        public init(weights: WeightMatrix, input: UnsafePointer<Float>, inputStride: Int, out: UnsafeMutablePointer<Float>) {
+            self.weights = weights
+            self.input = input
+            self.inputStride = inputStride
+            self.out = out
+        }
+    }
+
     /// Row i's output y[i·k ..< (i+1)·k] = W[i·k ..< (i+1)·k, :] · context_i, for k =
     /// `outputsPerRow` (W: rows·k × rank).
     public struct OutputProjection {
@@ -98,19 +121,26 @@ public enum LatentAttention {
         }
     }
 
-    /// Chunk c: query rows [c·per, (c+1)·per): RoPE on their q_pe (with `rotate`), scores,
-    /// softmax, context, and the output projection of each (with `project`).
+    /// Chunk c: query rows [c·per, (c+1)·per): their q̃ (with `absorb`), RoPE on their q_pe (with
+    /// `rotate`), scores, softmax, context, and the output projection of each (with `project`).
     struct Heads: PoolTask {
         let rows: Int, per: Int, r: Int, dr: Int, positions: Int, valid: Int
         let q: UnsafePointer<Float>, ldq: Int, e: UnsafeMutablePointer<Float>, lde: Int
         let rotate: QueryRotation?
         let cache: UnsafePointer<Float>, scale: Float
         let scores: UnsafeMutablePointer<Float>, context: UnsafeMutablePointer<Float>
+        let absorb: (w: WeightView, input: UnsafePointer<Float>, inputStride: Int, out: UnsafeMutablePointer<Float>)?
         let project: (w: WeightView, outputsPerRow: Int, out: UnsafeMutablePointer<Float>)?
 
         func callAsFunction(_ c: Int, _ scratch: Scratch) {
             let lo = c * per, n = min(rows, lo + per) - lo, S = positions
             guard n > 0 else { return }
+            if let absorb {
+                for i in lo ..< lo + n {
+                    WeightKernels.matvec(absorb.w, rows: i * r ..< (i + 1) * r, x: absorb.input + i * absorb.inputStride,
+                                         y: absorb.out, scratch: scratch)
+                }
+            }
             if let rotate {
                 for i in lo ..< lo + n { Kernels.rope(e + i * lde, cos: rotate.cos, sin: rotate.sin, half: dr / 2, layout: rotate.layout) }
             }

@@ -172,7 +172,11 @@ struct MLA {
             Kernels.prefetch(s.cache.row(layer: l, position: 0), bytes: bytes)
             prefetchBudget -= bytes
         }
-        for run in absorbedRuns { absorbQuery(rows: run, q: q, into: qLat, workspace: ws, recorder: rec) }
+        // With the row in q_b's job and W_UK,hᵀ copied (not Q8_0), attention's job forms q̃ too.
+        let wUKT: WeightMatrix? = { if rowInJob, case let .transposed(w) = weights.wUK { return w } else { return nil } }()
+        if wUKT == nil {
+            for run in absorbedRuns { absorbQuery(rows: run, q: q, into: qLat, workspace: ws, recorder: rec) }
+        }
         for s in sequences {
             switch order.resolved(tokens: s.count) {
             case .naive, .auto:
@@ -180,7 +184,7 @@ struct MLA {
             case .absorbed:
                 absorbedAttention(s, q: q, qLatent: qLat, context: ctx, scale: rope.softmaxScale,
                                   rotate: rowInJob ? LatentAttention.QueryRotation(cos: cos, sin: sin, layout: rope.layout) : nil,
-                                  project: rowInJob ? attnOut : nil, workspace: ws, recorder: rec)
+                                  absorb: wUKT, project: rowInJob ? attnOut : nil, workspace: ws, recorder: rec)
             }
         }
         // (With the row in q_b's job, attention's job applies W_UV too: see absorbedAttention.)
@@ -312,10 +316,12 @@ struct MLA {
     /// (t, h), so the score and context of all heads are GEMMs against the shared latent rows.
     /// With `rotate` (one query token, `attend`'s case), its q_pe rows are still unrotated and
     /// `attend` applies RoPE to them, recorded as this layer's rope op; with `project`, `attend`
-    /// also applies W_UV per head into it (this token's attention output), recorded as v_absorb.
+    /// also applies W_UV per head into it (this token's attention output), recorded as v_absorb;
+    /// with `absorb` (W_UK,hᵀ of every head), `attend` forms q̃ first, recorded as q_absorb.
     private func absorbedAttention(_ s: SequenceSlice, q: UnsafeMutablePointer<Float>, qLatent: UnsafeMutablePointer<Float>,
                                    context: UnsafeMutablePointer<Float>, scale: Float, rotate: LatentAttention.QueryRotation?,
-                                   project: UnsafeMutablePointer<Float>?, workspace ws: Workspace, recorder rec: OpRecorder?) {
+                                   absorb: WeightMatrix?, project: UnsafeMutablePointer<Float>?,
+                                   workspace ws: Workspace, recorder rec: OpRecorder?) {
         let c = config, l = layer
         let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, r = c.kvLoraRank, w = r + dr, dqk = dn + dr
         let T = s.count, S = s.end, p0 = s.start
@@ -329,6 +335,8 @@ struct MLA {
                 // One query token over a short cache: scores, softmax and context in one job over
                 // heads (see `LatentAttention.attend`), recorded as the three ops it fuses.
                 rec.fused(layer: l, parts: {
+                    (absorb == nil ? [] : [OpPart("q_absorb", kind: .gemv, cost: Cost.qAbsorb(heads: H, tokens: 1, kvLoraRank: r, nope: dn,
+                                                                                             weightBytes: weights.kvB.weightBytes))]) +
                     (rotate == nil ? [] : [OpPart("rope", kind: .elementwise, cost: Cost.rope(vectors: H + 1, dims: dr))]) +
                     [OpPart("attn_score", kind: .attention, cost: Cost.absorbedScore(heads: H, tokens: 1, positions: S, kvLoraRank: r, rope: dr)),
                      OpPart("softmax", kind: .elementwise, cost: Cost.softmax(heads: H, tokens: 1, positions: S)),
@@ -339,11 +347,13 @@ struct MLA {
                     LatentAttention.attend(rows: H, rank: r, ropeDims: dr, positions: S, valid: p0 + t0 + 1, qLatent: qLat + t0 * H * r, latentStride: r,
                                            qRope: qPe + t0 * H * dqk, ropeStride: dqk, rotate: rotate, cache: latent, scale: scale,
                                            scores: scores, context: ctx + t0 * H * r,
+                                           absorb: absorb.map { .init(weights: $0, input: q + (s.row + t0) * H * dqk, inputStride: dqk,
+                                                                      out: qLat + t0 * H * r) },
                                            project: project.map { .init(weights: weights.wUV, outputsPerRow: c.vHeadDim, out: $0 + s.row * H * c.vHeadDim) })
                 }
                 continue
             }
-            precondition(rotate == nil && project == nil, "q_pe rotation and W_UV are folded only into attend's job")
+            precondition(rotate == nil && absorb == nil && project == nil, "W_UK, q_pe's rotation and W_UV fold only into attend's job")
             // All heads at once: the latent rows are the shared key (MQA over the latent).
             // score = s·(q̃·c + q_pe·k_pe): the latent part, then the rope part accumulated.
             // One query token (decode): H rows only, where sgemm's packing costs about what its
