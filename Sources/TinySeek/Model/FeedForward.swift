@@ -26,13 +26,13 @@ extension FeedForwardWeights {
         let names = role.names
         let act = Cost.elementwise(elements: rows * inter, inputs: 2, flopsPerElement: 5)
         if rows == 1 {
-            // One row: gate and up read the same x, so one parallel job streams both, each piece
-            // applying the activation to the rows it just produced.
+            // One row: gate and up read the same x, so one parallel job streams both and applies
+            // the activation block by block as their rows complete (`MatvecBatch.appendGated`).
             rec.fused(layer: layer, parts: {
                 [OpPart(names.gateUp, kind: .gemv, expert: expert, cost: gate.cost(tokens: 1) + up.cost(tokens: 1)),
                  OpPart(names.act, kind: .elementwise, expert: expert, cost: act)]
             }) {
-                let batch = ws.linears
+                let batch = ws.matvecs
                 batch.removeAll()
                 batch.appendGated(gate: gate, up: up, x: x, out: g, upOut: u)
                 batch.run()

@@ -23,6 +23,8 @@ public struct Linear: Sendable {
     /// Bytes per weight element as stored in memory: 4 (F32), 2 (BF16/F16), 34/32 (Q8_0).
     public var weightBytes: Double { weight.bytesPerElement }
     public var parameterCount: Int { weight.count + (bias?.count ?? 0) }
+    /// The bias's floats, if any (for the matvec jobs, which add it in place).
+    var biasPointer: UnsafePointer<Float>? { bias.map { UnsafePointer($0.pointer) } }
 
     /// out[rows, outFeatures] = x[rows, inFeatures] · Wᵀ (+ b); `ldx`/`ldo` are row strides.
     @inline(__always)
@@ -51,32 +53,18 @@ public struct Linear: Sendable {
     public func kind(tokens: Int) -> OpKind { tokens == 1 ? .gemv : .gemm }
 }
 
-/// One-row products of linear layers that do not depend on each other, as one parallel job: a
-/// `MatvecBatch` of their weights, each layer's bias added in the same piece as its rows. How
-/// decode streams the layers that read the same input together (q_a and kv_a, gate and up, a
-/// token's experts), and a SwiGLU's activation with its gate and up.
-///
-/// Reusable like the `MatvecBatch` under it: `removeAll()` keeps the storage.
-final class LinearBatch {
-    private let matvecs: MatvecBatch
-
-    init(_ matvecs: MatvecBatch) {
-        self.matvecs = matvecs
-    }
-
-    func removeAll() { matvecs.removeAll() }
-
-    /// Adds y[outFeatures] = layer(x[inFeatures]).
+extension MatvecBatch {
+    /// Adds y[outFeatures] = layer(x[inFeatures]): the layer's weight, its bias added in the same
+    /// piece as the rows. How decode streams the layers that read the same input as one job (q_a
+    /// and kv_a, the router with the shared gate and up, a token's experts).
     func append(_ layer: Linear, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        matvecs.append(layer.weight, x: x, y: y, bias: layer.bias.map { UnsafePointer($0.pointer) })
+        append(layer.weight, x: x, y: y, bias: layer.biasPointer)
     }
 
-    /// Adds out = silu(gate(x)) ⊙ up(x), up's output going to `upOut` on the way.
+    /// Adds out = silu(gate(x)) ⊙ up(x), up's output going to `upOut` on the way (`appendGated`).
     func appendGated(gate: Linear, up: Linear, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                      upOut: UnsafeMutablePointer<Float>) {
-        matvecs.appendGated(gate: gate.weight, up: up.weight, x: x, out: out, upOut: upOut,
-                            gateBias: gate.bias.map { UnsafePointer($0.pointer) }, upBias: up.bias.map { UnsafePointer($0.pointer) })
+        appendGated(gate: gate.weight, up: up.weight, x: x, out: out, upOut: upOut,
+                    gateBias: gate.biasPointer, upBias: up.biasPointer)
     }
-
-    func run() { matvecs.run() }
 }

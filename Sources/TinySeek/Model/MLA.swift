@@ -92,8 +92,8 @@ struct MLA {
                 rec.fused(layer: l, parts: { [OpPart("q_a_proj", kind: .gemv, cost: qA.cost(tokens: 1)),
                                               OpPart("kv_a_proj", kind: .gemv, cost: kv.cost(tokens: 1))] }) {
                     ws.prebuilt(.attentionInput(layer: l), buffers: .init(xn, qa, kvA)) { batch in
-                        batch.append(qA.weight, x: xn, y: qa, bias: qA.bias.map { UnsafePointer($0.pointer) })
-                        batch.append(kv.weight, x: xn, y: kvA, bias: kv.bias.map { UnsafePointer($0.pointer) })
+                        batch.append(qA, x: xn, y: qa)
+                        batch.append(kv, x: xn, y: kvA)
                     }.run()
                 }
             } else {
@@ -117,7 +117,7 @@ struct MLA {
                                                         layout: rope.layout, attended: seq.cache.row(layer: l, position: 0),
                                                         attendedBytes: min(seq.end * (r + dr) * 4, Self.cachePrefetchBytes)))
                     ws.prebuilt(.queryUp(layer: l), buffers: .init(qa, q)) { batch in
-                        batch.append(qB.weight, x: qa, y: q, bias: qB.bias.map { UnsafePointer($0.pointer) })
+                        batch.append(qB, x: qa, y: q)
                         batch.appendTask(LatentRowWrite.task, context: write)
                     }.run()
                 }
@@ -138,25 +138,27 @@ struct MLA {
             }
         }
         // The latent cache stores the normed latent and the rotated shared key, nothing else.
-        if !rowInJob { rec.op("kv_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: r)) {
-            for s in sequences {
-                for t in 0..<s.count {
-                    let row = s.cache.row(layer: l, position: s.start + t), src = kvA + (s.row + t) * (r + dr)
-                    Kernels.rmsNorm(src, weight: weights.kvANorm.pointer, eps: Self.latentNormEps, count: r, out: row)
-                    (row + r).update(from: src + r, count: dr)
+        if !rowInJob {
+            rec.op("kv_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: r)) {
+                for s in sequences {
+                    for t in 0..<s.count {
+                        let row = s.cache.row(layer: l, position: s.start + t), src = kvA + (s.row + t) * (r + dr)
+                        Kernels.rmsNorm(src, weight: weights.kvANorm.pointer, eps: Self.latentNormEps, count: r, out: row)
+                        (row + r).update(from: src + r, count: dr)
+                    }
+                }
+            }
+            rec.op("rope", layer: l, kind: .elementwise, cost: Cost.rope(vectors: N * (H + 1), dims: dr)) {
+                for s in sequences {
+                    for t in 0..<s.count {
+                        let i = s.row + t
+                        let cs = cos + i * half, sn = sin + i * half
+                        rope.rotate(s.cache.row(layer: l, position: s.start + t) + r, cos: cs, sin: sn)
+                        for h in 0..<H { rope.rotate(q + (i * H + h) * dqk + dn, cos: cs, sin: sn) }
+                    }
                 }
             }
         }
-        rec.op("rope", layer: l, kind: .elementwise, cost: Cost.rope(vectors: N * (H + 1), dims: dr)) {
-            for s in sequences {
-                for t in 0..<s.count {
-                    let i = s.row + t
-                    let cs = cos + i * half, sn = sin + i * half
-                    rope.rotate(s.cache.row(layer: l, position: s.start + t) + r, cos: cs, sin: sn)
-                    for h in 0..<H { rope.rotate(q + (i * H + h) * dqk + dn, cos: cs, sin: sn) }
-                }
-            }
-        } }
 
         let attnOut = ws.pointer(.attnOut, N * H * dv)
         // Absorbed sequences share q_absorb and v_absorb: they are per-row weight products, so each

@@ -93,8 +93,8 @@ struct MoE {
 
     /// Decode: one token's MoE as three parallel jobs, each a `MatvecBatch` of matvecs that do
     /// not depend on each other, so the layer's weights stream with three hand-offs to the worker
-    /// lanes instead of one per matrix; a SwiGLU's activation runs in the same pieces as the gate and
-    /// up rows it reads (on the lane that just wrote them, all lanes busy):
+    /// lanes instead of one per matrix; a SwiGLU's activation runs inside its gate/up job, block by
+    /// block as their rows complete (`MatvecBatch.appendGated`: all lanes busy, none waiting):
     ///   1. the router logits, and the shared experts' gate and up with their activation;
     ///   2. the k routed experts' gate and up with their activations, and the shared experts' down;
     ///   3. the k routed experts' down.
@@ -113,7 +113,7 @@ struct MoE {
         let logits = ws.pointer(.routerLogits, 3 * e)
         let g = ws.pointer(.gate, k * inter + si), u = ws.pointer(.up, k * inter + si), y = ws.pointer(.expertOut, (k + 1) * d)
         let gs = g + k * inter, us = u + k * inter, ys = y + k * d   // the shared experts' rows
-        let batch = ws.linears
+        let batch = ws.matvecs
         let act = { (n: Int) in Cost.elementwise(elements: n, inputs: 2, flopsPerElement: 5) }
 
         rec.fused(layer: l, parts: {
@@ -123,12 +123,8 @@ struct MoE {
         }) {
             // The same every token (see `Workspace.prebuilt`).
             ws.prebuilt(.moeInput(layer: l), buffers: .init(xn, logits, gs, us)) { batch in
-                batch.append(router.weight, x: xn, y: logits)
-                if let shared {
-                    batch.appendGated(gate: shared.gate.weight, up: shared.up.weight, x: xn, out: gs, upOut: us,
-                                      gateBias: shared.gate.bias.map { UnsafePointer($0.pointer) },
-                                      upBias: shared.up.bias.map { UnsafePointer($0.pointer) })
-                }
+                batch.append(router, x: xn, y: logits)
+                if let shared { batch.appendGated(gate: shared.gate, up: shared.up, x: xn, out: gs, upOut: us) }
             }.run()
         }
         selectRoutes(logits: logits, tokens: 1, routes: &routes, recorder: rec, expertLoad: expertLoad)

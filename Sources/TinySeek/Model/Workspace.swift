@@ -28,17 +28,15 @@ public final class Workspace: @unchecked Sendable {
     private var views: [Tensor?]
     /// The most floats each slot was asked for since `beginStep`.
     private var asked: [Int]
-    /// Independent batch-1 products of one step run as one parallel job (experts, heads), and
-    /// the same for whole linear layers (their biases added after).
+    /// Independent batch-1 products of one step run as one parallel job (a token's experts, or
+    /// whole linear layers with their biases: see the `Linear` extension of `MatvecBatch`).
     public let matvecs = MatvecBatch()
-    let linears: LinearBatch
     /// The step's sequences and the runs of rows that take the absorbed MLA order, rebuilt each
     /// step in place (capacity kept), so planning a decode step allocates nothing.
     var slices: [SequenceSlice] = []
     var absorbedRuns: [Range<Int>] = []
 
     public init() {
-        linears = LinearBatch(matvecs)
         buffers = Slot.allCases.map { _ in TensorStorage(zeros: 0) }
         views = Slot.allCases.map { _ in nil }
         asked = Slot.allCases.map { _ in 0 }
