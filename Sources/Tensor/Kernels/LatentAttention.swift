@@ -121,9 +121,10 @@ public enum LatentAttention {
         }
     }
 
-    /// Cache bytes a group of `attend` prefetches while it forms its q̃ (within L2 with room for
-    /// the weights streaming through).
-    static let cachePrefetchBytes = 256 * 1024
+    /// At most this much latent cache is prefetched ahead of attention: by a group of `attend`
+    /// while it forms its q̃, or by MLA before a step's absorbed attention over all its sequences
+    /// (a quarter of a Zen 4 core's L2; longer caches stream through the caches anyway).
+    public static let cachePrefetchBytes = 256 * 1024
 
     /// Chunk c: query rows [c·per, (c+1)·per): their q̃ (with `absorb`), RoPE on their q_pe (with
     /// `rotate`), scores, softmax, context, and the output projection of each (with `project`).

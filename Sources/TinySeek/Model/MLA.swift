@@ -54,10 +54,6 @@ struct MLA {
     /// and DeepSeek's reference both construct them without the config value.
     static let latentNormEps: Float = 1e-6
 
-    /// At most this much latent cache is prefetched before absorbed attention, over all sequences
-    /// of a step (a quarter of a Zen 4 core's L2; longer caches stream through the caches anyway).
-    static let cachePrefetchBytes = 256 * 1024
-
     /// Caps the score buffer at ~4M floats by processing query rows in blocks.
     static let scoreBudget = 1 << 22
 
@@ -115,7 +111,7 @@ struct MLA {
                     write.initialize(to: LatentRowWrite(source: kvA, row: seq.cache.row(layer: l, position: seq.start),
                                                         norm: weights.kvANorm.pointer, rank: r, ropeDims: dr, cos: cos, sin: sin,
                                                         layout: rope.layout, attended: seq.cache.row(layer: l, position: 0),
-                                                        attendedBytes: min(seq.end * (r + dr) * 4, Self.cachePrefetchBytes)))
+                                                        attendedBytes: min(seq.end * (r + dr) * 4, LatentAttention.cachePrefetchBytes)))
                     ws.prebuilt(.queryUp(layer: l), buffers: .init(qa, q)) { batch in
                         batch.append(qB, x: qa, y: q)
                         batch.appendTask(LatentRowWrite.task, context: write)
@@ -168,7 +164,7 @@ struct MLA {
         // The latent rows each absorbed sequence attends over were pushed out of the caches by the
         // weights streamed since this layer last ran; ask for them now, so that attention reads
         // them from L2 instead of waiting on memory, while q_absorb streams W_UK.
-        var prefetchBudget = rowInJob ? 0 : Self.cachePrefetchBytes   // (that task prefetches them)
+        var prefetchBudget = rowInJob ? 0 : LatentAttention.cachePrefetchBytes   // (that task prefetches them)
         for s in sequences where prefetchBudget > 0 && order.resolved(tokens: s.count) == .absorbed {
             let bytes = min(s.end * (r + dr) * 4, prefetchBudget)
             Kernels.prefetch(s.cache.row(layer: l, position: 0), bytes: bytes)
