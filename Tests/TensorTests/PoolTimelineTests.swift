@@ -76,8 +76,22 @@ import Testing
         let pool = WorkerPool(lanes: 3)
         let timeline = PoolTimeline(capacity: 4, lanes: 1)
         pool.timeline = timeline
-        pool.run(chunks: 64) { _, _ in }
+        // A lane is recorded only if it ran a chunk, and on 2 cores the workers can take every
+        // chunk of a job while the caller is descheduled: so several jobs of chunks long enough
+        // (~10 µs) that the caller runs some of its own in at least one of them.
+        for _ in 0..<4 {
+            pool.run(chunks: 64) { _, _ in
+                let start = DispatchTime.now().uptimeNanoseconds
+                while DispatchTime.now().uptimeNanoseconds - start < 10_000 {}
+            }
+        }
         pool.timeline = nil
-        #expect(timeline.count == 1 && timeline.job(0).laneDone.count == 1 && timeline.job(0).laneDone[0] != nil)
+        #expect(timeline.count == 4)
+        let jobs = (0..<timeline.count).map { timeline.job($0) }
+        #expect(jobs.allSatisfy { $0.laneDone.count == 1 })
+        #expect(jobs.contains { $0.laneDone[0] != nil })
+        for job in jobs {
+            if let done = job.laneDone[0] { #expect(done >= job.submitted && done <= job.ended) }
+        }
     }
 }
