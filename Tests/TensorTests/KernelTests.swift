@@ -268,6 +268,42 @@ struct KernelTests {
         expectClose(fused, expected, tol: 1e-4, atol: 1e-4, "\(format): context with q̃ formed inside attend")
     }
 
+    @Test("latent attend forming q̃ by transposed per-row products (Q8_0's W_UK,h) equals attend given q̃",
+          arguments: [WeightFormat.q8_0, .f32])
+    func latentAttendAbsorbTransposed(format: WeightFormat) {
+        var rng = SplitMix64(seed: 39)
+        let (rows, rank, ropeDims, inWidth, stride) = (6, 48, 8, 20, 28)   // x_i: the first 20 of every 28 floats
+        let positions = 80, w = rank + ropeDims   // two groups, two lanes
+        // W_i = rows [i·inWidth, (i+1)·inWidth): (inWidth, rank), q̃_i = W_iᵀ·x_i.
+        let wIn = randomMatrix(format, rows: rows * inWidth, cols: rank, rng: &rng)
+        let x = rng.floats(rows * stride), e = rng.floats(rows * ropeDims), cache = rng.floats(positions * w)
+        var qRef = [Float](repeating: 0, count: rows * rank)
+        x.withUnsafeBufferPointer { xp in
+            qRef.withUnsafeMutableBufferPointer { q in
+                for i in 0..<rows {
+                    wIn.rows(i * inWidth ..< (i + 1) * inWidth).applyTransposed(xp.baseAddress! + i * stride, rows: 1,
+                                                                                into: q.baseAddress! + i * rank, path: .reference)
+                }
+            }
+        }
+        var e1 = e, e2 = e
+        var scores = [Float](repeating: .nan, count: rows * positions)
+        var expected = [Float](repeating: .nan, count: rows * rank), fused = expected
+        var qFused = [Float](repeating: .nan, count: rows * rank)
+        LatentAttention.attend(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, valid: positions, qLatent: qRef,
+                               latentStride: rank, qRope: &e1, ropeStride: ropeDims, cache: cache, scale: 0.2,
+                               scores: &scores, context: &expected, pool: WorkerPool(lanes: 2))
+        qFused.withUnsafeMutableBufferPointer { qf in
+            LatentAttention.attend(rows: rows, rank: rank, ropeDims: ropeDims, positions: positions, valid: positions,
+                                   qLatent: qf.baseAddress!, latentStride: rank, qRope: &e2, ropeStride: ropeDims, cache: cache,
+                                   scale: 0.2, scores: &scores, context: &fused,
+                                   absorb: .init(weights: wIn, transposed: true, input: x, inputStride: stride, out: qf.baseAddress!),
+                                   pool: WorkerPool(lanes: 2))
+        }
+        expectClose(qFused, qRef, tol: 1e-4, atol: 1e-4, "\(format): q̃ formed inside attend by transposed products")
+        expectClose(fused, expected, tol: 1e-4, atol: 1e-4, "\(format): context with q̃ formed inside attend by transposed products")
+    }
+
     @Test("rmsNorm", arguments: oddSizes)
     func rmsNorm(n: Int) {
         var rng = SplitMix64(seed: 6 &+ UInt64(n))

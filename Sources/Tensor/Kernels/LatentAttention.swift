@@ -63,8 +63,10 @@ public enum LatentAttention {
         let work = rows * positions * (2 * rank + ropeDims)
         let groups = work < 1 << 15 ? 1 : max(1, min((rows + 3) / 4, 2 * pool.laneCount))
         if let absorb {
-            precondition(absorb.weights.rows == rows * rank && UnsafePointer(absorb.out) == qLatent && latentStride == rank,
-                         "query projection [\(absorb.weights.rows), \(absorb.weights.cols)] for \(rows) rows of \(rank) into qLatent")
+            let shapeOK = absorb.transposed ? absorb.weights.rows % rows == 0 && absorb.weights.cols == rank
+                                            : absorb.weights.rows == rows * rank
+            precondition(shapeOK && UnsafePointer(absorb.out) == qLatent && latentStride == rank,
+                         "query projection [\(absorb.weights.rows), \(absorb.weights.cols)]\(absorb.transposed ? " (transposed)" : "") for \(rows) rows of \(rank) into qLatent")
         }
         if let project {
             precondition(project.weights.rows == rows * project.outputsPerRow && project.weights.cols == rank,
@@ -73,7 +75,7 @@ public enum LatentAttention {
         let task = Heads(rows: rows, per: (rows + groups - 1) / groups, r: rank, dr: ropeDims, positions: positions, valid: valid,
                          q: qLatent, ldq: latentStride, e: qRope, lde: ropeStride, rotate: rotate, cache: cache, scale: scale,
                          scores: scores, context: context,
-                         absorb: absorb.map { ($0.weights.view, $0.input, $0.inputStride, $0.out) },
+                         absorb: absorb.map { ($0.weights.view, $0.transposed, $0.input, $0.inputStride, $0.out) },
                          project: project.map { ($0.weights.view, $0.outputsPerRow, $0.out) })
         pool.run(chunks: (rows + task.per - 1) / task.per, task)
     }
@@ -92,15 +94,21 @@ public enum LatentAttention {
     }
 
     /// Row i's query q̃_i = W[i·rank ..< (i+1)·rank, :] · x_i, x_i = input + i·inputStride (W:
-    /// rows·rank × the input's width), written to `out`, which must be attend's qLatent.
+    /// rows·rank × the input's width), written to `out`, which must be attend's qLatent. With
+    /// `transposed`, W is rows·width × rank and q̃_i = W[i·width ..< (i+1)·width, :]ᵀ · x_i: for
+    /// MLA's W_UK in a format whose blocks run along its rows (Q8_0), which cannot be transposed
+    /// at load without re-quantising.
     public struct InputProjection {
         public var weights: WeightMatrix
+        public var transposed: Bool
         public var input: UnsafePointer<Float>
         public var inputStride: Int
         public var out: UnsafeMutablePointer<Float>
 
-        public init(weights: WeightMatrix, input: UnsafePointer<Float>, inputStride: Int, out: UnsafeMutablePointer<Float>) {
+        public init(weights: WeightMatrix, transposed: Bool = false, input: UnsafePointer<Float>, inputStride: Int,
+                    out: UnsafeMutablePointer<Float>) {
             self.weights = weights
+            self.transposed = transposed
             self.input = input
             self.inputStride = inputStride
             self.out = out
@@ -134,7 +142,7 @@ public enum LatentAttention {
         let rotate: QueryRotation?
         let cache: UnsafePointer<Float>, scale: Float
         let scores: UnsafeMutablePointer<Float>, context: UnsafeMutablePointer<Float>
-        let absorb: (w: WeightView, input: UnsafePointer<Float>, inputStride: Int, out: UnsafeMutablePointer<Float>)?
+        let absorb: (w: WeightView, transposed: Bool, input: UnsafePointer<Float>, inputStride: Int, out: UnsafeMutablePointer<Float>)?
         let project: (w: WeightView, outputsPerRow: Int, out: UnsafeMutablePointer<Float>)?
 
         func callAsFunction(_ c: Int, _ scratch: Scratch) {
@@ -149,8 +157,13 @@ public enum LatentAttention {
                 for i in lo ..< lo + n {
                     let o = (i - lo) * share
                     if o < cacheBytes { WeightKernels.prefetch(UnsafeRawPointer(cache) + o, bytes: min(share, cacheBytes - o)) }
-                    WeightKernels.matvec(absorb.w, rows: i * r ..< (i + 1) * r, x: absorb.input + i * absorb.inputStride,
-                                         y: absorb.out, scratch: scratch)
+                    let x = absorb.input + i * absorb.inputStride
+                    if absorb.transposed {
+                        let k = absorb.w.rows / rows
+                        WeightKernels.matvecTransposed(absorb.w.rows(i * k ..< (i + 1) * k), x: x, y: absorb.out + i * r)
+                    } else {
+                        WeightKernels.matvec(absorb.w, rows: i * r ..< (i + 1) * r, x: x, y: absorb.out, scratch: scratch)
+                    }
                 }
             }
             if let rotate {

@@ -116,16 +116,7 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Rows `range` as a view (no copy).
     public func rows(_ range: Range<Int>) -> WeightMatrix {
-        precondition(range.lowerBound >= 0 && range.upperBound <= rows, "rows \(range) of [\(rows), \(cols)]")
-        let r = range.lowerBound
-        let s: Storage
-        switch storage {
-        case let .f32(p): s = .f32(p + r * cols)
-        case let .bf16(p): s = .bf16(p + r * cols)
-        case let .f16(p): s = .f16(p + r * cols)
-        case let .q8_0(v, sc): s = .q8_0(values: v + r * cols, scales: sc + r * Q8_0.blocks(cols))
-        }
-        return WeightMatrix(rows: range.count, cols: cols, storage: s, owner: owner)
+        WeightMatrix(rows: range.count, cols: cols, storage: view.rows(range).storage, owner: owner)
     }
 
     /// W[i, j] as float32, decoded one element at a time by the reference conversions: the
@@ -296,4 +287,18 @@ public struct WeightView: Sendable {
     public let rows: Int
     public let cols: Int
     public let storage: WeightMatrix.Storage
+
+    /// Rows `range` (no copy).
+    public func rows(_ range: Range<Int>) -> WeightView {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows, "rows \(range) of [\(rows), \(cols)]")
+        let r = range.lowerBound
+        let s: WeightMatrix.Storage
+        switch storage {
+        case let .f32(p): s = .f32(p + r * cols)
+        case let .bf16(p): s = .bf16(p + r * cols)
+        case let .f16(p): s = .f16(p + r * cols)
+        case let .q8_0(v, sc): s = .q8_0(values: v + r * cols, scales: sc + r * Q8_0.blocks(cols))
+        }
+        return WeightView(rows: range.count, cols: cols, storage: s)
+    }
 }

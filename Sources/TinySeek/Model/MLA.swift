@@ -170,9 +170,16 @@ struct MLA {
             Kernels.prefetch(s.cache.row(layer: l, position: 0), bytes: bytes)
             prefetchBudget -= bytes
         }
-        // With the row in q_b's job and W_UK,hᵀ copied (not Q8_0), attention's job forms q̃ too.
-        let wUKT: WeightMatrix? = { if rowInJob, case let .transposed(w) = weights.wUK { return w } else { return nil } }()
-        if wUKT == nil {
+        // With the row in q_b's job, attention's job forms q̃ too: from W_UK,hᵀ (copied at load),
+        // or for Q8_0 from W_UK,h read as a transposed product.
+        let absorb: (weights: WeightMatrix, transposed: Bool)? = {
+            guard rowInJob else { return nil }
+            switch weights.wUK {
+            case let .transposed(w): return (w, false)
+            case let .gathered(w): return (w, true)
+            }
+        }()
+        if absorb == nil {
             for run in absorbedRuns { absorbQuery(rows: run, q: q, into: qLat, workspace: ws, recorder: rec) }
         }
         for s in sequences {
@@ -182,7 +189,7 @@ struct MLA {
             case .absorbed:
                 absorbedAttention(s, q: q, qLatent: qLat, context: ctx, scale: rope.softmaxScale,
                                   rotate: rowInJob ? LatentAttention.QueryRotation(cos: cos, sin: sin, layout: rope.layout) : nil,
-                                  absorb: wUKT, project: rowInJob ? attnOut : nil, workspace: ws, recorder: rec)
+                                  absorb: absorb, project: rowInJob ? attnOut : nil, workspace: ws, recorder: rec)
             }
         }
         // (With the row in q_b's job, attention's job applies W_UV too: see absorbedAttention.)
@@ -315,10 +322,11 @@ struct MLA {
     /// With `rotate` (one query token, `attend`'s case), its q_pe rows are still unrotated and
     /// `attend` applies RoPE to them, recorded as this layer's rope op; with `project`, `attend`
     /// also applies W_UV per head into it (this token's attention output), recorded as v_absorb;
-    /// with `absorb` (W_UK,hᵀ of every head), `attend` forms q̃ first, recorded as q_absorb.
+    /// with `absorb` (W_UK,hᵀ of every head, or W_UK,h of every head to apply transposed),
+    /// `attend` forms q̃ first, recorded as q_absorb.
     private func absorbedAttention(_ s: SequenceSlice, q: UnsafeMutablePointer<Float>, qLatent: UnsafeMutablePointer<Float>,
                                    context: UnsafeMutablePointer<Float>, scale: Float, rotate: LatentAttention.QueryRotation?,
-                                   absorb: WeightMatrix?, project: UnsafeMutablePointer<Float>?,
+                                   absorb: (weights: WeightMatrix, transposed: Bool)?, project: UnsafeMutablePointer<Float>?,
                                    workspace ws: Workspace, recorder rec: OpRecorder?) {
         let c = config, l = layer
         let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, r = c.kvLoraRank, w = r + dr, dqk = dn + dr
@@ -345,7 +353,8 @@ struct MLA {
                     LatentAttention.attend(rows: H, rank: r, ropeDims: dr, positions: S, valid: p0 + t0 + 1, qLatent: qLat + t0 * H * r, latentStride: r,
                                            qRope: qPe + t0 * H * dqk, ropeStride: dqk, rotate: rotate, cache: latent, scale: scale,
                                            scores: scores, context: ctx + t0 * H * r,
-                                           absorb: absorb.map { .init(weights: $0, input: q + (s.row + t0) * H * dqk, inputStride: dqk,
+                                           absorb: absorb.map { .init(weights: $0.weights, transposed: $0.transposed,
+                                                                      input: q + (s.row + t0) * H * dqk, inputStride: dqk,
                                                                       out: qLat + t0 * H * r) },
                                            project: project.map { .init(weights: weights.wUV, outputsPerRow: c.vHeadDim, out: $0 + s.row * H * c.vHeadDim) })
                 }
