@@ -32,6 +32,9 @@ import TinySeek
         }
         let machine = json?["machine"] as? [String: Any]
         #expect((machine?["gemm_gflops"] as? Double ?? 0) > 0 && (machine?["bandwidth_gbps"] as? Double ?? 0) > 0)
+        // 2 × 4 decode steps: the 8th probe is followed by one slice on one lane.
+        #expect((machine?["one_lane_bandwidth_gbps"] as? Double ?? 0) > 0)
+        #expect(report.table().contains("GB/s on one lane alone"))
         // tg bytes per token come from the cost model: at least every weight a token touches once.
         let tg = report.results[1]
         #expect(tg.bytesPerToken ?? 0 > 0 && tg.tokensPerSecond > 0)
@@ -81,6 +84,15 @@ import TinySeek
         #expect(probe.lastSliceCount * 4 == probe.sliceBytes)
         #expect(probe.takeReadGBps() > 0)
         #expect(probe.takeReadGBps() == 0)
+        // One lane: the next slice in full, in a window of its own; due after every 8th probe.
+        #expect(probe.takeOneLaneReadGBps() == nil)
+        probe.readSliceOnOneLane()
+        #expect(probe.checksum == Float(probe.lastSliceCount) && probe.lastSliceCount * 4 == probe.sliceBytes)
+        #expect((probe.takeOneLaneReadGBps() ?? 0) > 0 && probe.takeOneLaneReadGBps() == nil)
+        #expect(probe.takeReadGBps() == 0)
+        let n = RooflineProbe.oneLaneInterval, fresh = RooflineProbe()
+        let due = (1...2 * n).filter { _ in fresh.readSlice(); return fresh.oneLaneDue }
+        #expect(due == [n, 2 * n])
     }
 
     /// The 2 MB-page count comes from /proc/self/smaps for exactly the weights' address ranges:

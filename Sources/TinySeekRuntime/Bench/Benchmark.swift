@@ -71,7 +71,7 @@ public enum Benchmark {
         }
         let prompt = Profiler.prompt(count: max(o.promptTokens, 1), vocabSize: c.vocabSize, seed: o.seed)
         var results: [BenchmarkResult] = []
-        var gemmRoofs: [Double] = [], readRoofs: [Double] = []
+        var gemmRoofs: [Double] = [], readRoofs: [Double] = [], oneLaneRead: Double?
         var decodeLanes: LaneBreakdown?
         let firstTokenSeconds: Double, touchSeconds: Double
         var hugePages: (resident: Int, huge: Int)?
@@ -175,10 +175,11 @@ public enum Benchmark {
                 results.append(BenchmarkResult(test: "tg\(o.decodeTokens)@\(b)", kind: .decode, tokens: o.decodeTokens, batch: b,
                                                rates: rates, roofs: roofs, flopsPerToken: flops, bytesPerToken: bytes))
             }
+            oneLaneRead = probe.takeOneLaneReadGBps()
         }
 
         let machine = BenchmarkMachine(calibration: machines[0], gemmProbes: gemmRoofs, readProbes: readRoofs,
-                                       lanes: WorkerPool.shared.laneCount)
+                                       oneLaneRead: oneLaneRead, lanes: WorkerPool.shared.laneCount)
         let weights = ModelReport(model: model)
         return BenchmarkReport(
             results: results, machine: machine,
@@ -248,6 +249,7 @@ public enum Benchmark {
         let seconds = clock.lap()
         if let probe {
             probe.readSlice()
+            if probe.oneLaneDue { probe.readSliceOnOneLane() }
             _ = clock.lap()
         }
         return seconds

@@ -67,16 +67,22 @@ public struct BenchmarkMachine: Codable, Sendable {
     public let bandwidthGBps: Double
     public let gemmProbes: [Double]
     public let readProbes: [Double]
+    /// One lane's read GB/s over the decode tests (a slice streamed on the caller alone after
+    /// every `RooflineProbe.oneLaneInterval`-th probe; nil without decode tests): not a roof, but
+    /// it says whether the lanes shared one core's bandwidth (`bandwidthGBps` about the same) or
+    /// had one each (about twice), which moves how much a lane's serial work costs.
+    public let oneLaneBandwidthGBps: Double?
     public let calibration: MachineProfile
     /// Worker-pool lanes (threads) the engine ran on; OpenBLAS runs one thread per call.
     public let lanes: Int
 
-    init(calibration: MachineProfile, gemmProbes: [Double], readProbes: [Double], lanes: Int) {
+    init(calibration: MachineProfile, gemmProbes: [Double], readProbes: [Double], oneLaneRead: Double? = nil, lanes: Int) {
         func mean(_ x: [Double], _ fallback: Double) -> Double { x.isEmpty ? fallback : x.reduce(0, +) / Double(x.count) }
         gemmGFLOPS = mean(gemmProbes, calibration.gemmGFLOPS)
         bandwidthGBps = mean(readProbes, calibration.bandwidthGBps)
         self.gemmProbes = gemmProbes
         self.readProbes = readProbes
+        oneLaneBandwidthGBps = oneLaneRead
         self.calibration = calibration
         self.lanes = lanes
     }
@@ -86,6 +92,7 @@ public struct BenchmarkMachine: Codable, Sendable {
         case bandwidthGBps = "bandwidth_gbps"
         case gemmProbes = "gemm_probes"
         case readProbes = "read_probes"
+        case oneLaneBandwidthGBps = "one_lane_bandwidth_gbps"
         case calibration, lanes
     }
 }
@@ -258,10 +265,11 @@ public struct BenchmarkReport: Codable, Sendable {
                          + "next load maps it in 2 MB pages (a few % faster decode), or use --no-mmap")
         }
         lines += [
-            String(format: "machine  sgemm %.1f GFLOP/s (best of 3 before each pp run), read %.1f GB/s (streamed between decode steps; each test's own mean in its row); "
-                   + "calibration before loading: %.1f GFLOP/s, %.1f GB/s; %d lanes",
-                   machine.gemmGFLOPS, machine.bandwidthGBps, machine.calibration.gemmGFLOPS,
-                   machine.calibration.bandwidthGBps, machine.lanes),
+            String(format: "machine  sgemm %.1f GFLOP/s (best of 3 before each pp run), read %.1f GB/s (streamed between decode steps; each test's own mean in its row)",
+                   machine.gemmGFLOPS, machine.bandwidthGBps)
+                + (machine.oneLaneBandwidthGBps.map { String(format: ", %.1f GB/s on one lane alone", $0) } ?? "")
+                + String(format: "; calibration before loading: %.1f GFLOP/s, %.1f GB/s; %d lanes",
+                         machine.calibration.gemmGFLOPS, machine.calibration.bandwidthGBps, machine.lanes),
             "",
             "| test        |                t/s | roofline | roof used                                   |",
             "| ----------- | -----------------: | -------: | ------------------------------------------- |",

@@ -16,6 +16,12 @@ import Tensor
 ///   40–50 GB/s here while sustained streaming managed 31–34: part of the buffer stayed in L3).
 /// - **sgemm (the prefill roof)** is the best of three 1024³ products through `Kernels.gemm`
 ///   just before each pp run.
+/// - **One lane's read bandwidth**: after every `oneLaneInterval`-th probe, bench also streams a
+///   slice on the calling thread alone. Not a roof, a diagnosis: on this 2-vCPU VM one lane reads 30-34 GB/s at
+///   any moment, and both lanes together read either about the same (the two sharing one core's
+///   bandwidth) or twice it. When the two probes are close, one lane could saturate memory while
+///   the other did serial work; when both lanes read twice one, every moment a lane is not
+///   streaming costs its half of the roof.
 final class RooflineProbe {
     /// Streamed round-robin, `sliceFloats` at a time: anonymous memory in 2 MB pages where the
     /// kernel gives them, like the weights (a mapping in 2 MB pages streamed up to 40% faster
@@ -32,6 +38,12 @@ final class RooflineProbe {
     /// Floats in the slice read last.
     private(set) var lastSliceCount = 0
     private var window = (bytes: 0.0, seconds: 0.0)
+    /// Every this many `readSlice` calls, bench also reads a slice on one lane (~2 ms).
+    static let oneLaneInterval = 8
+    private var slicesRead = 0
+    /// Chunks the last slice was summed in (the partial sums `checksum` adds).
+    private var lastChunks = 16
+    private var oneLaneWindow = (bytes: 0.0, seconds: 0.0)
 
     init() {
         let bytes = max(256 << 20, 8 * (Calibration.lastLevelCacheBytes ?? 0))
@@ -73,17 +85,39 @@ final class RooflineProbe {
 
     /// Streams the next slice of the buffer across the worker lanes and adds it to the window.
     func readSlice() {
+        let (seconds, n) = streamNextSlice(chunks: 16)   // claimed dynamically like matvec pieces
+        window.seconds += seconds
+        window.bytes += Double(n * 4)
+        slicesRead += 1
+    }
+
+    /// True after every `oneLaneInterval`-th `readSlice`: time for `readSliceOnOneLane`.
+    var oneLaneDue: Bool { slicesRead % Self.oneLaneInterval == 0 && slicesRead > 0 }
+
+    /// Streams the next slice on this thread alone (the same round robin) into one lane's window.
+    func readSliceOnOneLane() {
+        let (seconds, n) = streamNextSlice(chunks: 1)   // one chunk: the pool runs it on the caller
+        oneLaneWindow.seconds += seconds
+        oneLaneWindow.bytes += Double(n * 4)
+    }
+
+    /// Sums the next slice in `chunks` pool chunks; its seconds and floats.
+    private func streamNextSlice(chunks: Int) -> (seconds: Double, floats: Int) {
         let start = nextSlice * sliceFloats
         let n = min(sliceFloats, count - start)
         nextSlice = start + n >= count ? 0 : nextSlice + 1
         lastSliceCount = n
-        // 16 chunks a slice, claimed dynamically like the engine's matvec pieces.
-        let task = SumChunks(base: base + start, count: n, chunks: 16, partials: partials.pointer)
+        lastChunks = chunks
+        let task = SumChunks(base: base + start, count: n, chunks: chunks, partials: partials.pointer)
         var clock = Stopwatch()
         WorkerPool.shared.run(chunks: task.chunks, task)
-        let t = clock.lap()
-        window.seconds += t
-        window.bytes += Double(n * 4)
+        return (clock.lap(), n)
+    }
+
+    /// One lane's GB/s over its slices since the last call (nil if none), and starts a new window.
+    func takeOneLaneReadGBps() -> Double? {
+        defer { oneLaneWindow = (0, 0) }
+        return oneLaneWindow.seconds > 0 ? oneLaneWindow.bytes / oneLaneWindow.seconds / 1e9 : nil
     }
 
     /// GB/s over the slices read since the last call (0 if none), and starts a new window.
@@ -93,7 +127,7 @@ final class RooflineProbe {
     }
 
     /// Σ of the last slice (every element is 1, so it equals `lastSliceCount` when all was read).
-    var checksum: Float { (0..<16).reduce(0) { $0 + partials.pointer[$1 * 16] } }
+    var checksum: Float { (0..<lastChunks).reduce(0) { $0 + partials.pointer[$1 * 16] } }
 
     /// sgemm GFLOP/s: the best of `runs` 1024³ products through `Kernels.gemm`.
     func gemmGFLOPS(runs: Int = 3) -> Double {
