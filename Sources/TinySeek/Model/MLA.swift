@@ -172,13 +172,7 @@ struct MLA {
         }
         // With the row in q_b's job, attention's job forms q̃ too: from W_UK,hᵀ (copied at load),
         // or for Q8_0 from W_UK,h read as a transposed product.
-        let absorb: (weights: WeightMatrix, transposed: Bool)? = {
-            guard rowInJob else { return nil }
-            switch weights.wUK {
-            case let .transposed(w): return (w, false)
-            case let .gathered(w): return (w, true)
-            }
-        }()
+        let absorb = rowInJob ? weights.wUK : nil
         if absorb == nil {
             for run in absorbedRuns { absorbQuery(rows: run, q: q, into: qLat, workspace: ws, recorder: rec) }
         }
@@ -326,7 +320,7 @@ struct MLA {
     /// `attend` forms q̃ first, recorded as q_absorb.
     private func absorbedAttention(_ s: SequenceSlice, q: UnsafeMutablePointer<Float>, qLatent: UnsafeMutablePointer<Float>,
                                    context: UnsafeMutablePointer<Float>, scale: Float, rotate: LatentAttention.QueryRotation?,
-                                   absorb: (weights: WeightMatrix, transposed: Bool)?, project: UnsafeMutablePointer<Float>?,
+                                   absorb: AbsorbedKey?, project: UnsafeMutablePointer<Float>?,
                                    workspace ws: Workspace, recorder rec: OpRecorder?) {
         let c = config, l = layer
         let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, r = c.kvLoraRank, w = r + dr, dqk = dn + dr
@@ -353,7 +347,7 @@ struct MLA {
                     LatentAttention.attend(rows: H, rank: r, ropeDims: dr, positions: S, valid: p0 + t0 + 1, qLatent: qLat + t0 * H * r, latentStride: r,
                                            qRope: qPe + t0 * H * dqk, ropeStride: dqk, rotate: rotate, cache: latent, scale: scale,
                                            scores: scores, context: ctx + t0 * H * r,
-                                           absorb: absorb.map { .init(weights: $0.weights, transposed: $0.transposed,
+                                           absorb: absorb.map { .init(weights: $0.matrix, transposed: $0.appliedTransposed,
                                                                       input: q + (s.row + t0) * H * dqk, inputStride: dqk,
                                                                       out: qLat + t0 * H * r) },
                                            project: project.map { .init(weights: weights.wUV, outputsPerRow: c.vHeadDim, out: $0 + s.row * H * c.vHeadDim) })

@@ -46,6 +46,18 @@ public enum AbsorbedKey: Sendable {
     /// W_UK,h of every head gathered, (H·dn, r), for Q8_0, whose blocks of 32 run along the rows
     /// and cannot be transposed without re-quantising: q̃_h is read as a transposed product.
     case gathered(WeightMatrix)
+
+    /// The stored matrix, and whether a head's q̃ is a transposed product over its rows (gathered)
+    /// rather than a plain one (the transposed copy): what `LatentAttention.InputProjection` takes.
+    var matrix: WeightMatrix {
+        switch self {
+        case let .transposed(w), let .gathered(w): return w
+        }
+    }
+    var appliedTransposed: Bool {
+        if case .gathered = self { return true }
+        return false
+    }
 }
 
 /// A SwiGLU feed-forward block: the dense FFN, a routed expert, or the fused shared experts.
