@@ -1,5 +1,5 @@
 import Foundation
-import Tensor
+@testable import Tensor
 import Testing
 
 // WeightMatrix's fast kernels (SIMD matvec per format, decoded tiles + sgemm, the transposed
@@ -301,6 +301,17 @@ struct WeightMatrixTests {
             expectClose(y, expected, tol: 1e-5, magnitude: expected.map { abs($0) + 16 }, "the products beside the task")
         }
         #expect(runs.pointee == 3, "the task ran \(runs.pointee) times in three runs")
+    }
+
+    @Test("a matvec is cut into ~64 KB pieces at any size (the LM head too), none below ~96 KB")
+    func matvecPieces() {
+        // The LM head of the bench model: 32000 × 1024 F32, 131 MB.
+        let lmHead = WeightMatrix.matvecChunks(rows: 32000, bytes: 32000 * 1024 * 4, lanes: 2)
+        #expect(lmHead == 2000, "\(lmHead) pieces: \(32000 * 1024 * 4 / max(lmHead, 1)) bytes each")
+        #expect(WeightMatrix.matvecChunks(rows: 1024, bytes: 1024 * 1024 * 4, lanes: 2) == 64)
+        #expect(WeightMatrix.matvecChunks(rows: 16, bytes: 16 * 1024 * 4, lanes: 2) == 1, "64 KB: one piece")
+        #expect(WeightMatrix.matvecChunks(rows: 32000, bytes: 32000 * 1024 * 4, lanes: 1) == 1, "one lane")
+        #expect(WeightMatrix.matvecChunks(rows: 32, bytes: 32 * 65536 * 4, lanes: 2) == 8, "at least 4 rows a piece")
     }
 
     @Test("bytes per element: 4, 2, 2 and 34/32")

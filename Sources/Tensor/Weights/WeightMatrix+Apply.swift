@@ -92,11 +92,13 @@ extension WeightMatrix {
     }
 
     /// How many pieces a matvec is cut into: 1 below ~96 KB of weights (the hand-off would cost
-    /// more than it saves), else about one piece per 64 KB, at most 8 per lane (more pieces let a
-    /// lane whose core is shared with another process take fewer).
+    /// more than it saves), else one piece per ~64 KB like `MatvecBatch`, whatever the size: the
+    /// last piece is what a lane can be left waiting for. (Capped at 8 a lane, the LM head's
+    /// pieces were 8 MB and a lane waited ~150 µs a token for the other's last one; o_proj's
+    /// 256 KB left ~5 µs a layer. Per-job timelines: 20 and 2.4 lane-µs with 64 KB pieces.)
     static func matvecChunks(rows: Int, bytes: Double, lanes: Int) -> Int {
         guard lanes > 1, bytes >= 96 * 1024, rows >= 8 else { return 1 }
-        return Swift.max(2, Swift.min(Int(bytes / MatvecBatch.pieceBytes), 8 * lanes, rows / 4))
+        return Swift.max(2, Swift.min(Int(bytes / MatvecBatch.pieceBytes), rows / 4))
     }
 
     /// y[m, cols] = x[m, rows] · W: the product with W itself (used for W_UK,hᵀ·q in MLA's
