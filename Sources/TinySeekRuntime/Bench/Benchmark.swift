@@ -139,12 +139,12 @@ public enum Benchmark {
                 let steps = recorder.records.filter { $0.phase == .decode }
                 let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / Double(o.decodeTokens)
                 let flops = steps.reduce(0) { $0 + $1.cost.flops } / Double(o.decodeTokens)
-                progress("tg\(o.decodeTokens): \(o.repetitions) runs, a read probe after every step")
+                progress("tg\(o.decodeTokens): \(o.repetitions) runs, a read probe after every second step")
                 var rates: [Double] = []
                 for _ in 0..<o.repetitions {
-                    let seconds = try decode(session, prompt: [prompt[0]], steps: o.decodeTokens, probe: probe)
+                    let timer = try decode(session, prompt: [prompt[0]], steps: o.decodeTokens, probe: probe)
                     readRoofs.append(probe.takeReadGBps())
-                    rates.append(Double(o.decodeTokens) / seconds)
+                    rates.append(timer.rate())
                 }
                 results.append(BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
                                                rates: rates, roofs: readRoofs, flopsPerToken: flops, bytesPerToken: bytes))
@@ -163,13 +163,13 @@ public enum Benchmark {
                 let tokens = Double(b * o.decodeTokens)
                 let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / tokens
                 let flops = steps.reduce(0) { $0 + $1.cost.flops } / tokens
-                progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs, a read probe after every step")
+                progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs, a read probe after every second step")
                 var rates: [Double] = [], roofs: [Double] = []
                 for _ in 0..<o.repetitions {
-                    let seconds = try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt,
-                                                    steps: o.decodeTokens, probe: probe)
+                    let timer = try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt,
+                                                  steps: o.decodeTokens, probe: probe)
                     roofs.append(probe.takeReadGBps())
-                    rates.append(tokens / seconds)
+                    rates.append(timer.rate(tokensPerStep: b))
                 }
                 readRoofs += roofs
                 results.append(BenchmarkResult(test: "tg\(o.decodeTokens)@\(b)", kind: .decode, tokens: o.decodeTokens, batch: b,
@@ -195,16 +195,15 @@ public enum Benchmark {
     }
 
     /// Prefills `prompt` on a fresh sequence, then times `steps` greedy decode steps (each feeding
-    /// the argmax of the last logits back). Returns the seconds of the decode steps. With a probe,
-    /// each step is followed by one untimed slice of its read measurement (see `RooflineProbe`).
-    /// With a timeline, the pool records every job of the steps, each step marked in it.
+    /// the argmax of the last logits back). With a probe, slices of its read measurement run
+    /// between steps and some steps are not timed (see `StepTimer`). With a timeline, the pool
+    /// records every job of the steps, each step marked in it.
     @discardableResult
     static func decode(_ session: Session, prompt: [Int], steps: Int, probe: RooflineProbe? = nil,
-                       timeline: PoolTimeline? = nil) throws -> Double {
+                       timeline: PoolTimeline? = nil) throws -> StepTimer {
         session.reset()
         var logits = try session.forward(prompt)
-        var seconds = 0.0
-        var clock = Stopwatch()
+        var timer = StepTimer(probe: probe)
         WorkerPool.shared.timeline = timeline
         defer { WorkerPool.shared.timeline = nil }
         for _ in 0..<steps {
@@ -212,17 +211,17 @@ public enum Benchmark {
             let next = Kernels.argmax(UnsafeBufferPointer(logits.buffer)) ?? 0
             logits = try session.forward(token: next)
             timeline?.endStep()
-            seconds += lapThenProbe(&clock, probe)
+            timer.stepDone()
         }
-        return seconds
+        return timer
     }
 
     /// Decodes `batch` sequences together for `steps` greedy steps after a one-token prompt each
-    /// (distinct first tokens, so they route differently); returns the seconds of the steps. With a
-    /// recorder, the steps are recorded (for the cost model's bytes and FLOPs) instead of timed.
+    /// (distinct first tokens, so they route differently), timed like `decode`. With a recorder,
+    /// the steps are recorded (for the cost model's bytes and FLOPs) instead.
     @discardableResult
     static func batchedDecode(_ model: Model, attention: AttentionOrder, batch b: Int, prompt: [Int], steps: Int,
-                              recorder: OpRecorder? = nil, probe: RooflineProbe? = nil) throws -> Double {
+                              recorder: OpRecorder? = nil, probe: RooflineProbe? = nil) throws -> StepTimer {
         let executor = BatchExecutor(model: model)
         executor.options.attention = attention
         let vocab = model.config.vocabSize
@@ -231,33 +230,15 @@ public enum Benchmark {
         executor.recorder = recorder
         recorder?.phase = .decode
         var batch = caches.map { (tokens: [0], cache: $0) }
-        var seconds = 0.0
-        var clock = Stopwatch()
+        var timer = StepTimer(probe: probe)
         for _ in 0..<steps {
             for i in 0..<b {
                 batch[i].tokens[0] = Kernels.argmax(UnsafeBufferPointer(start: logits.pointer + i * vocab, count: vocab)) ?? 0
             }
             logits = try executor.step(batch)
-            seconds += lapThenProbe(&clock, probe)
+            timer.stepDone()
         }
-        return seconds
-    }
-
-    /// Seconds since the clock's last lap (the step just run), then one slice of the probe's read
-    /// measurement, left out of the next lap.
-    static func lapThenProbe(_ clock: inout Stopwatch, _ probe: RooflineProbe?) -> Double {
-        let seconds = clock.lap()
-        if let probe {
-            probe.readSlice()
-            if probe.oneLaneDue {
-                probe.readSliceOnOneLane()
-                // The workers parked while the caller streamed alone (~2 ms, past their 200 µs of
-                // spinning): one more two-lane slice wakes them, so the next step does not pay for it.
-                probe.readSlice()
-            }
-            _ = clock.lap()
-        }
-        return seconds
+        return timer
     }
 
     /// The distinct formats of the linear weights, most common first, e.g. "bf16" or "q8_0 + f32".
@@ -275,6 +256,50 @@ public enum Benchmark {
             }
         }
         return count.sorted { $0.value > $1.value }.map(\.key.rawValue).joined(separator: " + ")
+    }
+}
+
+/// Times a run of decode steps with the read probe between them: a slice of the probe after every
+/// second step (untimed), and the step right after a slice is not timed either, so the roof is
+/// measured in the same seconds as the steps without disturbing the ones that count.
+///
+/// Why skip that step: with a slice after every other step, the steps right after one ran 1-2%
+/// slower than those right after a step (in-run A/B, F32, BF16 and Q8_0 at ~27-34 GB/s; ~0.1-0.3
+/// ms): the 64 MiB slice leaves the caches full of its own lines, where a step leaves some of the
+/// small data the next one touches first. Without a probe every step is timed.
+struct StepTimer {
+    let probe: RooflineProbe?
+    private var clock = Stopwatch()
+    private var steps = 0
+    private var afterSlice = false
+    /// Seconds of the timed steps, and how many there were.
+    private(set) var seconds = 0.0
+    private(set) var timedSteps = 0
+
+    init(probe: RooflineProbe?) { self.probe = probe }
+
+    /// Steps per second over the timed steps (`tokens` per step: the batch size).
+    func rate(tokensPerStep: Int = 1) -> Double { seconds > 0 ? Double(timedSteps * tokensPerStep) / seconds : 0 }
+
+    /// Ends a step: adds its time unless it followed a slice, then reads a slice after every second step.
+    mutating func stepDone() {
+        let t = clock.lap()
+        if !afterSlice {
+            seconds += t
+            timedSteps += 1
+        }
+        afterSlice = false
+        steps += 1
+        guard let probe, steps % 2 == 0 else { return }
+        probe.readSlice()
+        if probe.oneLaneDue {
+            probe.readSliceOnOneLane()
+            // The workers parked while the caller streamed alone (~2 ms, past their 200 µs of
+            // spinning): one more two-lane slice wakes them, so the next step does not pay for it.
+            probe.readSlice()
+        }
+        _ = clock.lap()
+        afterSlice = true
     }
 }
 

@@ -7,10 +7,11 @@ import Tensor
 /// next (this one has measured anywhere from 25 to 65 GB/s minutes apart), so a roof measured
 /// once, before or after the tests, says little about the conditions a given run saw. So:
 ///
-/// - **Read bandwidth (the decode roof)** is streamed *between decode steps*: after every step
-///   the probe sums the next 64 MiB slice of its buffer, on the engine's own worker lanes (no
+/// - **Read bandwidth (the decode roof)** is streamed *between decode steps*: after every second
+///   step the probe sums the next 64 MiB slice of its buffer, on the engine's own worker lanes (no
 ///   other threads competing with them), and a run's roof is the bytes of all its slices over
-///   their total time, the same kind of mean as its tokens/s. The buffer, max(256 MiB, 8 × the
+///   their total time, the same kind of mean as its tokens/s (the step right after a slice is not
+///   timed: see `StepTimer`). The buffer, max(256 MiB, 8 × the
 ///   last-level cache), is read round-robin, so a slice is not in cache when its turn comes
 ///   again (a back-to-back best-of-three over a 4 × LLC buffer, as this probe did first, read
 ///   40–50 GB/s here while sustained streaming managed 31–34: part of the buffer stayed in L3).
@@ -40,7 +41,7 @@ final class RooflineProbe {
     private var window = (bytes: 0.0, seconds: 0.0)
     /// Every this many `readSlice` calls, bench also reads a slice on one lane (~2 ms).
     static let oneLaneInterval = 8
-    private var slicesRead = 0
+    private(set) var slicesRead = 0
     /// Chunks the last slice was summed in (the partial sums `checksum` adds).
     private var lastChunks = 16
     private var oneLaneWindow = (bytes: 0.0, seconds: 0.0)
