@@ -139,7 +139,7 @@ public enum Benchmark {
                 let steps = recorder.records.filter { $0.phase == .decode }
                 let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / Double(o.decodeTokens)
                 let flops = steps.reduce(0) { $0 + $1.cost.flops } / Double(o.decodeTokens)
-                progress("tg\(o.decodeTokens): \(o.repetitions) runs, a read probe after every second step")
+                progress("tg\(o.decodeTokens): \(o.repetitions) runs, a read probe after every 8th step")
                 var rates: [Double] = []
                 for _ in 0..<o.repetitions {
                     let timer = try decode(session, prompt: [prompt[0]], steps: o.decodeTokens, probe: probe)
@@ -163,7 +163,7 @@ public enum Benchmark {
                 let tokens = Double(b * o.decodeTokens)
                 let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / tokens
                 let flops = steps.reduce(0) { $0 + $1.cost.flops } / tokens
-                progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs, a read probe after every second step")
+                progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs, a read probe after every 8th step")
                 var rates: [Double] = [], roofs: [Double] = []
                 for _ in 0..<o.repetitions {
                     let timer = try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt,
@@ -260,14 +260,17 @@ public enum Benchmark {
 }
 
 /// Times a run of decode steps with the read probe between them: a slice of the probe after every
-/// second step (untimed), and the step right after a slice is not timed either, so the roof is
-/// measured in the same seconds as the steps without disturbing the ones that count.
+/// `sliceInterval`-th step (untimed), and the step right after a slice is not timed either, so
+/// the roof is measured in the same seconds as the steps without disturbing the ones that count.
 ///
-/// Why skip that step: with a slice after every other step, the steps right after one ran 1-2%
-/// slower than those right after a step (in-run A/B, F32, BF16 and Q8_0 at ~27-34 GB/s; ~0.1-0.3
-/// ms): the 64 MiB slice leaves the caches full of its own lines, where a step leaves some of the
-/// small data the next one touches first. Without a probe every step is timed.
+/// Why not a slice after every step, as bench first did: the probe slows the decode around it.
+/// Interleaved repetitions with and without the probe (4 pairs a run, several runs): with a slice
+/// after every second or fourth step, Q8_0 decoded 4-8% slower than without (BF16 2-6%, F32 not
+/// measurably), and the step right after a slice 1-2% slower than one after a step; with a slice
+/// after every 8th step and that step untimed, 0.96-1.00 in every format.
 struct StepTimer {
+    /// Steps between two slices of the probe.
+    static let sliceInterval = 8
     let probe: RooflineProbe?
     private var clock = Stopwatch()
     private var steps = 0
@@ -281,7 +284,8 @@ struct StepTimer {
     /// Steps per second over the timed steps (`tokens` per step: the batch size).
     func rate(tokensPerStep: Int = 1) -> Double { seconds > 0 ? Double(timedSteps * tokensPerStep) / seconds : 0 }
 
-    /// Ends a step: adds its time unless it followed a slice, then reads a slice after every second step.
+    /// Ends a step: adds its time unless it followed a slice, then reads a slice after every
+    /// `sliceInterval`-th step.
     mutating func stepDone() {
         let t = clock.lap()
         if !afterSlice {
@@ -290,7 +294,7 @@ struct StepTimer {
         }
         afterSlice = false
         steps += 1
-        guard let probe, steps % 2 == 0 else { return }
+        guard let probe, steps % Self.sliceInterval == 0 else { return }
         probe.readSlice()
         if probe.oneLaneDue {
             probe.readSliceOnOneLane()

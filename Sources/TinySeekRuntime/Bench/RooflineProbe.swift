@@ -7,7 +7,7 @@ import Tensor
 /// next (this one has measured anywhere from 25 to 65 GB/s minutes apart), so a roof measured
 /// once, before or after the tests, says little about the conditions a given run saw. So:
 ///
-/// - **Read bandwidth (the decode roof)** is streamed *between decode steps*: after every second
+/// - **Read bandwidth (the decode roof)** is streamed *between decode steps*: after every 8th
 ///   step the probe sums the next 64 MiB slice of its buffer, on the engine's own worker lanes (no
 ///   other threads competing with them), and a run's roof is the bytes of all its slices over
 ///   their total time, the same kind of mean as its tokens/s (the step right after a slice is not
