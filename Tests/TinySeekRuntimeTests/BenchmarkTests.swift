@@ -13,7 +13,7 @@ import TinySeek
     static var options: BenchmarkOptions {
         var o = BenchmarkOptions()
         o.promptTokens = 8
-        o.decodeTokens = 32
+        o.decodeTokens = 4
         o.repetitions = 2
         o.calibration = CalibrationOptions(gemmSize: 64, bufferBytes: 1 << 20, repetitions: 1)
         return o
@@ -23,7 +23,7 @@ import TinySeek
         let report = try Benchmark.run(modelDirectory: Self.model, options: Self.options)
         let json = try JSONSerialization.jsonObject(with: report.jsonData()) as? [String: Any]
         let results = json?["results"] as? [[String: Any]] ?? []
-        #expect(results.compactMap { $0["test"] as? String } == ["pp8", "tg32"])
+        #expect(results.compactMap { $0["test"] as? String } == ["pp8", "tg4"])
         for r in results {
             for key in ["tokens_per_second", "stddev", "roofline_fraction"] {
                 #expect((r[key] as? Double).map { $0.isFinite && $0 >= 0 } == true, "\(key) in \(r["test"] ?? "?")")
@@ -32,8 +32,7 @@ import TinySeek
         }
         let machine = json?["machine"] as? [String: Any]
         #expect((machine?["gemm_gflops"] as? Double ?? 0) > 0 && (machine?["bandwidth_gbps"] as? Double ?? 0) > 0)
-        // 2 × 32 decode steps, a probe slice after every 8th one: the 8th slice is followed by one
-        // on one lane.
+        // Every burst of the probe streams one slice on one lane too.
         #expect((machine?["one_lane_bandwidth_gbps"] as? Double ?? 0) > 0)
         #expect(report.table().contains("GB/s on one lane alone"))
         // tg bytes per token come from the cost model: at least every weight a token touches once.
@@ -44,11 +43,11 @@ import TinySeek
         #expect(report.model.parameters > report.model.activeParameters)
         // Where the tg steps' time went between the lanes: one record per decode step.
         let lanes = json?["decode_lanes"] as? [String: Any]
-        #expect(lanes?["steps"] as? Int == 32)
+        #expect(lanes?["steps"] as? Int == 4)
         let breakdown = try #require(report.decodeLanes)
         #expect(breakdown.stepSeconds > 0 && breakdown.outsideJobsSeconds >= 0
                 && breakdown.outsideJobsSeconds <= breakdown.stepSeconds + 1e-12)
-        #expect(report.table().contains("lanes    tg32 (an extra untimed run of 32 steps)"))
+        #expect(report.table().contains("lanes    tg4 (an extra untimed run of 4 steps)"))
     }
 
     /// `--batch 1,2`: a tgN@B result for B sequences decoded together, with the same fields.
@@ -57,7 +56,7 @@ import TinySeek
         o.promptTokens = 0
         o.batchSizes = [1, 2]
         let report = try Benchmark.run(modelDirectory: Self.model, options: o)
-        #expect(report.results.map(\.test) == ["tg32", "tg32@2"])
+        #expect(report.results.map(\.test) == ["tg4", "tg4@2"])
         #expect(report.results.allSatisfy { $0.tokensPerSecond > 0 && $0.rooflineFraction > 0 })
         #expect(report.results.last?.batch == 2)
         // Each row shows the roof its own runs were measured against, not the run-wide mean.
@@ -68,23 +67,16 @@ import TinySeek
         }
     }
 
-    /// Decode steps with the probe between them: a slice after every 8th step, and the step right
-    /// after a slice is not timed; without a probe every step is.
-    @Test func stepTimerSkipsTheStepAfterEachSlice() {
+    /// Each timed repetition sits between two bursts of the read probe, and its roof is their mean.
+    @Test func repetitionsAreBracketedByProbeBursts() {
         let probe = RooflineProbe()
-        var timer = StepTimer(probe: probe), plain = StepTimer(probe: nil)
-        let n = StepTimer.sliceInterval
-        var untimed: [Int] = []
-        for step in 1...(2 * n + 1) {
-            let before = timer.timedSteps
-            timer.stepDone()
-            plain.stepDone()
-            if timer.timedSteps == before { untimed.append(step) }
-        }
-        #expect(n == 8 && untimed == [n + 1, 2 * n + 1], "untimed steps \(untimed)")
-        #expect(probe.slicesRead == 2 && probe.takeReadGBps() > 0)
-        #expect(plain.timedSteps == 2 * n + 1)
-        #expect(timer.seconds > 0 && timer.rate(tokensPerStep: 2) == Double(2 * (2 * n - 1)) / timer.seconds)
+        var calls = 0
+        let runs = Benchmark.bracketed(3, by: probe) { calls += 1; return Double(calls) }
+        #expect(calls == 3 && runs.map(\.seconds) == [1, 2, 3])
+        #expect(runs.allSatisfy { $0.roof > 0 && $0.roof.isFinite }, "roofs \(runs.map(\.roof))")
+        // Four bursts: each one-lane slice went to its own window, every two-lane slice to a burst.
+        #expect((probe.takeOneLaneReadGBps() ?? 0) > 0)
+        #expect(probe.takeReadGBps() == 0)
     }
 
     /// The decode roof: every slice of the probe's buffer is read in full, round-robin, and a
@@ -104,15 +96,12 @@ import TinySeek
         #expect(probe.lastSliceCount * 4 == probe.sliceBytes)
         #expect(probe.takeReadGBps() > 0)
         #expect(probe.takeReadGBps() == 0)
-        // One lane: the next slice in full, in a window of its own; due after every 8th probe.
+        // One lane: the next slice in full, in a window of its own.
         #expect(probe.takeOneLaneReadGBps() == nil)
         probe.readSliceOnOneLane()
         #expect(probe.checksum == Float(probe.lastSliceCount) && probe.lastSliceCount * 4 == probe.sliceBytes)
         #expect((probe.takeOneLaneReadGBps() ?? 0) > 0 && probe.takeOneLaneReadGBps() == nil)
         #expect(probe.takeReadGBps() == 0)
-        let n = RooflineProbe.oneLaneInterval, fresh = RooflineProbe()
-        let due = (1...2 * n).filter { _ in fresh.readSlice(); return fresh.oneLaneDue }
-        #expect(due == [n, 2 * n])
     }
 
     /// The 2 MB-page count comes from /proc/self/smaps for exactly the weights' address ranges:

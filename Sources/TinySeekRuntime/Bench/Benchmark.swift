@@ -139,12 +139,13 @@ public enum Benchmark {
                 let steps = recorder.records.filter { $0.phase == .decode }
                 let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / Double(o.decodeTokens)
                 let flops = steps.reduce(0) { $0 + $1.cost.flops } / Double(o.decodeTokens)
-                progress("tg\(o.decodeTokens): \(o.repetitions) runs, a read probe after every 8th step")
+                progress("tg\(o.decodeTokens): \(o.repetitions) runs, each between two bursts of a read probe")
                 var rates: [Double] = []
-                for _ in 0..<o.repetitions {
-                    let timer = try decode(session, prompt: [prompt[0]], steps: o.decodeTokens, probe: probe)
-                    readRoofs.append(probe.takeReadGBps())
-                    rates.append(timer.rate())
+                for (seconds, roof) in try bracketed(o.repetitions, by: probe, {
+                    try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
+                }) {
+                    readRoofs.append(roof)
+                    rates.append(Double(o.decodeTokens) / seconds)
                 }
                 results.append(BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
                                                rates: rates, roofs: readRoofs, flopsPerToken: flops, bytesPerToken: bytes))
@@ -163,13 +164,13 @@ public enum Benchmark {
                 let tokens = Double(b * o.decodeTokens)
                 let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / tokens
                 let flops = steps.reduce(0) { $0 + $1.cost.flops } / tokens
-                progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs, a read probe after every 8th step")
+                progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs, each between two bursts of a read probe")
                 var rates: [Double] = [], roofs: [Double] = []
-                for _ in 0..<o.repetitions {
-                    let timer = try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt,
-                                                  steps: o.decodeTokens, probe: probe)
-                    roofs.append(probe.takeReadGBps())
-                    rates.append(timer.rate(tokensPerStep: b))
+                for (seconds, roof) in try bracketed(o.repetitions, by: probe, {
+                    try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt, steps: o.decodeTokens)
+                }) {
+                    roofs.append(roof)
+                    rates.append(tokens / seconds)
                 }
                 readRoofs += roofs
                 results.append(BenchmarkResult(test: "tg\(o.decodeTokens)@\(b)", kind: .decode, tokens: o.decodeTokens, batch: b,
@@ -194,16 +195,28 @@ public enum Benchmark {
             memory: memory, decodeLanes: decodeLanes)
     }
 
+    /// Runs `body` (a timed repetition, returning its seconds) `n` times, each between two bursts
+    /// of the read probe; returns each repetition's seconds and the mean of the bursts around it.
+    static func bracketed(_ n: Int, by probe: RooflineProbe, _ body: () throws -> Double) rethrows -> [(seconds: Double, roof: Double)] {
+        var before = probe.readBurst()
+        var runs: [(seconds: Double, roof: Double)] = []
+        for _ in 0..<n {
+            let seconds = try body()
+            let after = probe.readBurst()
+            runs.append((seconds, (before + after) / 2))
+            before = after
+        }
+        return runs
+    }
+
     /// Prefills `prompt` on a fresh sequence, then times `steps` greedy decode steps (each feeding
-    /// the argmax of the last logits back). With a probe, slices of its read measurement run
-    /// between steps and some steps are not timed (see `StepTimer`). With a timeline, the pool
-    /// records every job of the steps, each step marked in it.
+    /// the argmax of the last logits back). Returns the seconds of the decode steps. With a
+    /// timeline, the pool records every job of the steps, each step marked in it.
     @discardableResult
-    static func decode(_ session: Session, prompt: [Int], steps: Int, probe: RooflineProbe? = nil,
-                       timeline: PoolTimeline? = nil) throws -> StepTimer {
+    static func decode(_ session: Session, prompt: [Int], steps: Int, timeline: PoolTimeline? = nil) throws -> Double {
         session.reset()
         var logits = try session.forward(prompt)
-        var timer = StepTimer(probe: probe)
+        var clock = Stopwatch()
         WorkerPool.shared.timeline = timeline
         defer { WorkerPool.shared.timeline = nil }
         for _ in 0..<steps {
@@ -211,17 +224,16 @@ public enum Benchmark {
             let next = Kernels.argmax(UnsafeBufferPointer(logits.buffer)) ?? 0
             logits = try session.forward(token: next)
             timeline?.endStep()
-            timer.stepDone()
         }
-        return timer
+        return clock.lap()
     }
 
     /// Decodes `batch` sequences together for `steps` greedy steps after a one-token prompt each
-    /// (distinct first tokens, so they route differently), timed like `decode`. With a recorder,
-    /// the steps are recorded (for the cost model's bytes and FLOPs) instead.
+    /// (distinct first tokens, so they route differently); returns the seconds of the steps. With a
+    /// recorder, the steps are recorded (for the cost model's bytes and FLOPs) instead of timed.
     @discardableResult
     static func batchedDecode(_ model: Model, attention: AttentionOrder, batch b: Int, prompt: [Int], steps: Int,
-                              recorder: OpRecorder? = nil, probe: RooflineProbe? = nil) throws -> StepTimer {
+                              recorder: OpRecorder? = nil) throws -> Double {
         let executor = BatchExecutor(model: model)
         executor.options.attention = attention
         let vocab = model.config.vocabSize
@@ -230,15 +242,14 @@ public enum Benchmark {
         executor.recorder = recorder
         recorder?.phase = .decode
         var batch = caches.map { (tokens: [0], cache: $0) }
-        var timer = StepTimer(probe: probe)
+        var clock = Stopwatch()
         for _ in 0..<steps {
             for i in 0..<b {
                 batch[i].tokens[0] = Kernels.argmax(UnsafeBufferPointer(start: logits.pointer + i * vocab, count: vocab)) ?? 0
             }
             logits = try executor.step(batch)
-            timer.stepDone()
         }
-        return timer
+        return clock.lap()
     }
 
     /// The distinct formats of the linear weights, most common first, e.g. "bf16" or "q8_0 + f32".
@@ -256,54 +267,6 @@ public enum Benchmark {
             }
         }
         return count.sorted { $0.value > $1.value }.map(\.key.rawValue).joined(separator: " + ")
-    }
-}
-
-/// Times a run of decode steps with the read probe between them: a slice of the probe after every
-/// `sliceInterval`-th step (untimed), and the step right after a slice is not timed either, so
-/// the roof is measured in the same seconds as the steps without disturbing the ones that count.
-///
-/// Why not a slice after every step, as bench first did: the probe slows the decode around it.
-/// Interleaved repetitions with and without the probe (4 pairs a run, several runs): with a slice
-/// after every second or fourth step, Q8_0 decoded 4-8% slower than without (BF16 2-6%, F32 not
-/// measurably), and the step right after a slice 1-2% slower than one after a step; with a slice
-/// after every 8th step and that step untimed, 0.96-1.00 in every format.
-struct StepTimer {
-    /// Steps between two slices of the probe.
-    static let sliceInterval = 8
-    let probe: RooflineProbe?
-    private var clock = Stopwatch()
-    private var steps = 0
-    private var afterSlice = false
-    /// Seconds of the timed steps, and how many there were.
-    private(set) var seconds = 0.0
-    private(set) var timedSteps = 0
-
-    init(probe: RooflineProbe?) { self.probe = probe }
-
-    /// Steps per second over the timed steps (`tokens` per step: the batch size).
-    func rate(tokensPerStep: Int = 1) -> Double { seconds > 0 ? Double(timedSteps * tokensPerStep) / seconds : 0 }
-
-    /// Ends a step: adds its time unless it followed a slice, then reads a slice after every
-    /// `sliceInterval`-th step.
-    mutating func stepDone() {
-        let t = clock.lap()
-        if !afterSlice {
-            seconds += t
-            timedSteps += 1
-        }
-        afterSlice = false
-        steps += 1
-        guard let probe, steps % Self.sliceInterval == 0 else { return }
-        probe.readSlice()
-        if probe.oneLaneDue {
-            probe.readSliceOnOneLane()
-            // The workers parked while the caller streamed alone (~2 ms, past their 200 µs of
-            // spinning): one more two-lane slice wakes them, so the next step does not pay for it.
-            probe.readSlice()
-        }
-        _ = clock.lap()
-        afterSlice = true
     }
 }
 

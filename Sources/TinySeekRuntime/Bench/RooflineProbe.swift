@@ -1,25 +1,31 @@
 import Foundation
 import Tensor
 
-/// Measurements of the roof taken in the same seconds as the timed runs.
+/// Measurements of the roof taken next to the timed runs.
 ///
 /// On a shared machine the bandwidth other tenants leave over changes from one second to the
 /// next (this one has measured anywhere from 25 to 65 GB/s minutes apart), so a roof measured
 /// once, before or after the tests, says little about the conditions a given run saw. So:
 ///
-/// - **Read bandwidth (the decode roof)** is streamed *between decode steps*: after every 8th
-///   step the probe sums the next 64 MiB slice of its buffer, on the engine's own worker lanes (no
-///   other threads competing with them), and a run's roof is the bytes of all its slices over
-///   their total time, the same kind of mean as its tokens/s (the step right after a slice is not
-///   timed: see `StepTimer`). The buffer, max(256 MiB, 8 × the
+/// - **Read bandwidth (the decode roof)** is streamed in a *burst right before and right after
+///   every decode repetition*: `burstSlices` slices of 64 MiB of its buffer (1 GiB, ~20-40 ms),
+///   summed on the engine's own worker lanes (no other threads competing with them), and a
+///   repetition's roof is the mean of the two bursts around it. The buffer, max(256 MiB, 8 × the
 ///   last-level cache), is read round-robin, so a slice is not in cache when its turn comes
 ///   again (a back-to-back best-of-three over a 4 × LLC buffer, as this probe did first, read
 ///   40–50 GB/s here while sustained streaming managed 31–34: part of the buffer stayed in L3).
+///
+///   Why not slices between the steps, as bench did before: the probe slowed the decode around
+///   it. In interleaved repetitions with and without it, a slice after every second or fourth
+///   step made Q8_0 decode 4-8% slower (BF16 2-6%, F32 not measurably), and the step right after a
+///   slice was 1-2% slower than one after a step; with a slice only every 8th step the decode was
+///   undisturbed but 16 slices a run were too few: a run's roof then moved ±8% while its
+///   tokens/s moved ±2%, and F32 measured up to 120% of it.
 /// - **sgemm (the prefill roof)** is the best of three 1024³ products through `Kernels.gemm`
 ///   just before each pp run.
-/// - **One lane's read bandwidth**: after every `oneLaneInterval`-th probe, bench also streams a
-///   slice on the calling thread alone. Not a roof, a diagnosis: on this 2-vCPU VM one lane reads 30-34 GB/s at
-///   any moment, and both lanes together read either about the same (the two sharing one core's
+/// - **One lane's read bandwidth**: each burst also streams one slice on the calling thread
+///   alone, first. Not a roof, a diagnosis: on this 2-vCPU VM one lane reads 30-34 GB/s at any
+///   moment, and both lanes together read either about the same (the two sharing one core's
 ///   bandwidth) or twice it. When the two probes are close, one lane could saturate memory while
 ///   the other did serial work; when both lanes read twice one, every moment a lane is not
 ///   streaming costs its half of the roof.
@@ -39,9 +45,8 @@ final class RooflineProbe {
     /// Floats in the slice read last.
     private(set) var lastSliceCount = 0
     private var window = (bytes: 0.0, seconds: 0.0)
-    /// Every this many `readSlice` calls, bench also reads a slice on one lane (~2 ms).
-    static let oneLaneInterval = 8
-    private(set) var slicesRead = 0
+    /// Two-lane slices in a burst (`readBurst`).
+    static let burstSlices = 16
     /// Chunks the last slice was summed in (the partial sums `checksum` adds).
     private var lastChunks = 16
     private var oneLaneWindow = (bytes: 0.0, seconds: 0.0)
@@ -84,16 +89,23 @@ final class RooflineProbe {
     var byteCount: Int { count * 4 }
     var sliceBytes: Int { min(sliceFloats, count) * 4 }
 
+    /// One slice on one lane, then `burstSlices` slices on all lanes: the GB/s of the latter (the
+    /// one-lane slice goes to its own window). The one-lane slice comes first because the workers
+    /// park while the caller streams alone (~2 ms, past their 200 µs of spinning); the two-lane
+    /// slices wake them before the next decode step.
+    func readBurst() -> Double {
+        readSliceOnOneLane()
+        _ = takeReadGBps()
+        for _ in 0..<Self.burstSlices { readSlice() }
+        return takeReadGBps()
+    }
+
     /// Streams the next slice of the buffer across the worker lanes and adds it to the window.
     func readSlice() {
         let (seconds, n) = streamNextSlice(chunks: 16)   // claimed dynamically like matvec pieces
         window.seconds += seconds
         window.bytes += Double(n * 4)
-        slicesRead += 1
     }
-
-    /// True after every `oneLaneInterval`-th `readSlice`: time for `readSliceOnOneLane`.
-    var oneLaneDue: Bool { slicesRead % Self.oneLaneInterval == 0 && slicesRead > 0 }
 
     /// Streams the next slice on this thread alone (the same round robin) into one lane's window.
     func readSliceOnOneLane() {
