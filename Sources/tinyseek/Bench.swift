@@ -13,11 +13,11 @@ struct Bench: ParsableCommand {
         steps from an empty context; each is repeated and reported as mean ± standard deviation of \
         tokens/s. Before the timed runs every page of the weights is faulted in (all experts) and \
         one prefill and a few decode steps warm up; load time and the first prompt on cold pages \
-        are reported apart. The roof is measured in the same seconds as the runs: the best of \
-        three 1024³ sgemms before each pp run, and for tg a 64 MiB slice of a 256 MiB buffer \
-        streamed on the same threads after every 8th decode step (untimed, and so is the step \
-        right after a slice; probing more often slowed the decode around it), a run's bandwidth \
-        being all its slices' bytes over their time. Roofline fraction: pp = FLOPs per token (cost \
+        are reported apart. The roof is measured next to the runs: the best of \
+        three 1024³ sgemms before each pp run, and for tg a burst of 16 64 MiB slices of a 256 MiB \
+        buffer streamed on the same threads right before and after each run, a run's bandwidth \
+        being the mean of the two bursts around it (slices between the steps slowed the decode). \
+        Roofline fraction: pp = FLOPs per token (cost \
         model) × tokens/s ÷ sgemm FLOP/s; tg = bytes per token streamed from memory (weights \
         touched + latent cache, cost model) × tokens/s ÷ read bandwidth. A calibration before \
         loading is reported for the record. Progress goes to stderr. Threads: TINYSEEK_THREADS \

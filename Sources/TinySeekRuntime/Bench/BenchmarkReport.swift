@@ -67,8 +67,8 @@ public struct BenchmarkMachine: Codable, Sendable {
     public let bandwidthGBps: Double
     public let gemmProbes: [Double]
     public let readProbes: [Double]
-    /// One lane's read GB/s over the decode tests (a slice streamed on the caller alone after
-    /// every `RooflineProbe.oneLaneInterval`-th probe; nil without decode tests): not a roof, but
+    /// One lane's read GB/s over the decode tests (a slice streamed on the caller alone in every
+    /// burst of the read probe; nil without decode tests): not a roof, but
     /// it says whether the lanes shared one core's bandwidth (`bandwidthGBps` about the same) or
     /// had one each (about twice), which moves how much a lane's serial work costs.
     public let oneLaneBandwidthGBps: Double?
@@ -265,7 +265,7 @@ public struct BenchmarkReport: Codable, Sendable {
                          + "next load maps it in 2 MB pages (a few % faster decode), or use --no-mmap")
         }
         lines += [
-            String(format: "machine  sgemm %.1f GFLOP/s (best of 3 before each pp run), read %.1f GB/s (streamed between decode steps; each test's own mean in its row)",
+            String(format: "machine  sgemm %.1f GFLOP/s (best of 3 before each pp run), read %.1f GB/s (streamed before and after each decode run; each test's own mean in its row)",
                    machine.gemmGFLOPS, machine.bandwidthGBps)
                 + (machine.oneLaneBandwidthGBps.map { String(format: ", %.1f GB/s on one lane alone", $0) } ?? "")
                 + String(format: "; calibration before loading: %.1f GFLOP/s, %.1f GB/s; %d lanes",
