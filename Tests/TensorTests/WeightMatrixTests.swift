@@ -303,6 +303,30 @@ struct WeightMatrixTests {
         #expect(runs.pointee == 3, "the task ran \(runs.pointee) times in three runs")
     }
 
+    @Test("a MatvecBatch warm-up region leaves the products bit for bit as they were; removeAll clears it")
+    func warmUpRegion() {
+        var rng = SplitMix64(seed: 109)
+        let batch = MatvecBatch(pool: WorkerPool(lanes: 2))
+        let w = randomMatrix(.bf16, rows: 512, cols: 384, rng: &rng)
+        let x = rng.floats(384), region = rng.floats(40_000)
+        x.withUnsafeBufferPointer { xp in
+            region.withUnsafeBytes { rp in
+                var plain = [Float](repeating: .nan, count: 512), warmed = plain
+                plain.withUnsafeMutableBufferPointer { batch.append(w, x: xp.baseAddress!, y: $0.baseAddress!); batch.run() }
+                batch.removeAll()
+                warmed.withUnsafeMutableBufferPointer { yp in
+                    batch.append(w, x: xp.baseAddress!, y: yp.baseAddress!)
+                    batch.warmUp = (rp.baseAddress!, rp.count)
+                    batch.run()
+                    batch.run()
+                }
+                #expect(plain.map(\.bitPattern) == warmed.map(\.bitPattern) && !plain.contains { $0.isNaN })
+                batch.removeAll()
+                #expect(batch.warmUp == nil)
+            }
+        }
+    }
+
     @Test("a matvec is cut into ~64 KB pieces at any size (the LM head too), none below ~96 KB")
     func matvecPieces() {
         // The LM head of the bench model: 32000 × 1024 F32, 131 MB.

@@ -129,9 +129,10 @@ public enum LatentAttention {
         }
     }
 
-    /// At most this much latent cache is prefetched ahead of attention: by a group of `attend`
-    /// while it forms its q̃, or by MLA before a step's absorbed attention over all its sequences
-    /// (a quarter of a Zen 4 core's L2; longer caches stream through the caches anyway).
+    /// At most this much latent cache is prefetched ahead of attention: by every lane in q_b's job
+    /// (`MatvecBatch.warmUp`), by a group of `attend` while it forms its q̃, or by MLA before a
+    /// step's absorbed attention over all its sequences (a quarter of a Zen 4 core's L2; longer
+    /// caches stream through the caches anyway).
     public static let cachePrefetchBytes = 256 * 1024
 
     /// Chunk c: query rows [c·per, (c+1)·per): their q̃ (with `absorb`), RoPE on their q_pe (with

@@ -331,7 +331,14 @@ public final class Scratch: @unchecked Sendable {
     private var quantizedCapacity = 0
 
     /// Forgets the quantised activations of the previous job.
-    func startJob() { quantizedX = nil }
+    func startJob() {
+        quantizedX = nil
+        inJob = false
+    }
+
+    /// Whether this lane has run a chunk of the current job: `MatvecBatch` warms a lane's cache
+    /// before its first piece (`MatvecBatch.warmUp`).
+    var inJob = false
 
     /// x's first `blocks` blocks of 32 as int16 values and one scale per block, computed at the
     /// first request of the job and reused for the same x after that.

@@ -71,6 +71,14 @@ public final class MatvecBatch: @unchecked Sendable {
     /// Bytes of weights per piece: big enough to amortise a claim, small enough to balance.
     public static let pieceBytes = 64 * 1024.0
 
+    /// Memory every lane prefetches once, before its first piece of the next `run`: data that the
+    /// job after this one reads on every lane. Decode's q_b job warms the latent-cache rows that
+    /// attention scores next: one lane (the one running the new row's task) had them in its L2 and
+    /// the other read them from DRAM in its first head group, ~3 µs a layer longer, which the
+    /// other lane then waited for (per-job timelines, three interleaved pairs at ~60 GB/s: q_b +
+    /// attention 106 → 103 µs a layer). `removeAll` clears it.
+    public var warmUp: (pointer: UnsafeRawPointer, bytes: Int)?
+
     public init(pool: WorkerPool = .shared) {
         self.pool = pool
         blockCounters = .allocate(capacity: blockCapacity)
@@ -87,6 +95,7 @@ public final class MatvecBatch: @unchecked Sendable {
     public var isEmpty: Bool { items.isEmpty }
 
     public func removeAll() {
+        warmUp = nil
         items.removeAll(keepingCapacity: true)
         products.removeAll(keepingCapacity: true)
         tasks.removeAll(keepingCapacity: true)
@@ -158,7 +167,8 @@ public final class MatvecBatch: @unchecked Sendable {
         items.withUnsafeBufferPointer { items in
             products.withUnsafeBufferPointer { products in
                 tasks.withUnsafeBufferPointer {
-                    pool.run(chunks: pieceCount, Pieces(items: items, products: products, tasks: $0, blockCounters: blockCounters))
+                    pool.run(chunks: pieceCount, Pieces(items: items, products: products, tasks: $0, blockCounters: blockCounters,
+                                                        warmUp: warmUp))
                 }
             }
         }
@@ -232,8 +242,13 @@ public final class MatvecBatch: @unchecked Sendable {
         let products: UnsafeBufferPointer<Product>
         let tasks: UnsafeBufferPointer<(work: SideTask, context: UnsafeRawPointer)>
         let blockCounters: UnsafeMutablePointer<Atomic<Int>>
+        let warmUp: (pointer: UnsafeRawPointer, bytes: Int)?
 
         func callAsFunction(_ piece: Int, _ scratch: Scratch) {
+            if !scratch.inJob {
+                scratch.inJob = true
+                if let warmUp { WeightKernels.prefetch(warmUp.pointer, bytes: warmUp.bytes) }
+            }
             // Items are few (tens): find this piece's item by a linear scan from the end.
             var i = items.count - 1
             while items[i].firstPiece > piece { i -= 1 }

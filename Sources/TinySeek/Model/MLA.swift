@@ -110,12 +110,16 @@ struct MLA {
                     let write = ws.taskContext(LatentRowWrite.self)
                     write.initialize(to: LatentRowWrite(source: kvA, row: seq.cache.row(layer: l, position: seq.start),
                                                         norm: weights.kvANorm.pointer, rank: r, ropeDims: dr, cos: cos, sin: sin,
-                                                        layout: rope.layout, attended: seq.cache.row(layer: l, position: 0),
-                                                        attendedBytes: min(seq.end * (r + dr) * 4, LatentAttention.cachePrefetchBytes)))
-                    ws.prebuilt(.queryUp(layer: l), buffers: .init(qa, q)) { batch in
+                                                        layout: rope.layout))
+                    let job = ws.prebuilt(.queryUp(layer: l), buffers: .init(qa, q)) { batch in
                         batch.append(qB, x: qa, y: q)
                         batch.appendTask(LatentRowWrite.task, context: write)
-                    }.run()
+                    }
+                    // Every lane asks for the rows attention reads next, which the step's weight
+                    // stream has pushed out of the caches.
+                    job.warmUp = (UnsafeRawPointer(seq.cache.row(layer: l, position: 0)),
+                                  min(seq.end * (r + dr) * 4, LatentAttention.cachePrefetchBytes))
+                    job.run()
                 }
             } else {
                 rec.op("q_b_proj", layer: l, kind: qB.kind(tokens: N), cost: qB.cost(tokens: N)) {
@@ -386,8 +390,7 @@ struct MLA {
 }
 
 /// A decode token's latent-cache row, [RMSNorm(c) | RoPE(k_pe)] from kv_a_proj's output, as a
-/// task of q_b's job (`MLA.forward`); it then asks for the rows attention will read (L2 of the
-/// lane that ran it, which the step's weight stream had pushed them out of).
+/// task of q_b's job (`MLA.forward`).
 private struct LatentRowWrite {
     var source: UnsafePointer<Float>            // [c (r) | k_pe (dr)]
     var row: UnsafeMutablePointer<Float>        // the cache row at the token's position
@@ -397,14 +400,11 @@ private struct LatentRowWrite {
     var cos: UnsafePointer<Float>               // the position's angles, dr/2 each
     var sin: UnsafePointer<Float>
     var layout: RopeLayout
-    var attended: UnsafePointer<Float>          // the layer's cache rows from position 0
-    var attendedBytes: Int
 
     static let task: MatvecBatch.SideTask = { raw in
         let w = raw.assumingMemoryBound(to: LatentRowWrite.self).pointee
         Kernels.rmsNorm(w.source, weight: w.norm, eps: MLA.latentNormEps, count: w.rank, out: w.row)
         (w.row + w.rank).update(from: w.source + w.rank, count: w.ropeDims)
         Kernels.rope(w.row + w.rank, cos: w.cos, sin: w.sin, half: w.ropeDims / 2, layout: w.layout)
-        Kernels.prefetch(w.attended, bytes: w.attendedBytes)
     }
 }
