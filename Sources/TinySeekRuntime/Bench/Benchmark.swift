@@ -140,15 +140,11 @@ public enum Benchmark {
                 let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / Double(o.decodeTokens)
                 let flops = steps.reduce(0) { $0 + $1.cost.flops } / Double(o.decodeTokens)
                 progress("tg\(o.decodeTokens): \(o.repetitions) runs, each between two bursts of a read probe")
-                var rates: [Double] = []
-                for (seconds, roof) in try bracketed(o.repetitions, by: probe, {
-                    try decode(session, prompt: [prompt[0]], steps: o.decodeTokens)
-                }) {
-                    readRoofs.append(roof)
-                    rates.append(Double(o.decodeTokens) / seconds)
-                }
+                let runs = try bracketed(o.repetitions, by: probe) { try decode(session, prompt: [prompt[0]], steps: o.decodeTokens) }
+                readRoofs += runs.map(\.roof)
                 results.append(BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
-                                               rates: rates, roofs: readRoofs, flopsPerToken: flops, bytesPerToken: bytes))
+                                               rates: runs.map { Double(o.decodeTokens) / $0.seconds }, roofs: runs.map(\.roof),
+                                               steady: runs.map(\.steady), flopsPerToken: flops, bytesPerToken: bytes))
                 // Where a step's time goes between the lanes: one more run, untimed, with the
                 // pool's timeline recording (four clock reads a job).
                 let timeline = PoolTimeline(capacity: 512 * o.decodeTokens, lanes: WorkerPool.shared.laneCount)
@@ -165,16 +161,13 @@ public enum Benchmark {
                 let bytes = steps.reduce(0) { $0 + $1.cost.weightBytes + $1.cost.cacheBytes } / tokens
                 let flops = steps.reduce(0) { $0 + $1.cost.flops } / tokens
                 progress("tg\(o.decodeTokens)@\(b): \(o.repetitions) runs, each between two bursts of a read probe")
-                var rates: [Double] = [], roofs: [Double] = []
-                for (seconds, roof) in try bracketed(o.repetitions, by: probe, {
+                let runs = try bracketed(o.repetitions, by: probe) {
                     try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt, steps: o.decodeTokens)
-                }) {
-                    roofs.append(roof)
-                    rates.append(tokens / seconds)
                 }
-                readRoofs += roofs
+                readRoofs += runs.map(\.roof)
                 results.append(BenchmarkResult(test: "tg\(o.decodeTokens)@\(b)", kind: .decode, tokens: o.decodeTokens, batch: b,
-                                               rates: rates, roofs: roofs, flopsPerToken: flops, bytesPerToken: bytes))
+                                               rates: runs.map { tokens / $0.seconds }, roofs: runs.map(\.roof),
+                                               steady: runs.map(\.steady), flopsPerToken: flops, bytesPerToken: bytes))
             }
             oneLaneRead = probe.takeOneLaneReadGBps()
         }
@@ -196,18 +189,28 @@ public enum Benchmark {
     }
 
     /// Runs `body` (a timed repetition, returning its seconds) `n` times, each between two bursts
-    /// of the read probe; returns each repetition's seconds and the mean of the bursts around it.
-    static func bracketed(_ n: Int, by probe: RooflineProbe, _ body: () throws -> Double) rethrows -> [(seconds: Double, roof: Double)] {
+    /// of the read probe; returns each repetition's seconds, the mean of the bursts around it, and
+    /// whether they agree (`steadyBurstRatio`).
+    static func bracketed(_ n: Int, by probe: RooflineProbe, _ body: () throws -> Double) rethrows
+        -> [(seconds: Double, roof: Double, steady: Bool)] {
         var before = probe.readBurst()
-        var runs: [(seconds: Double, roof: Double)] = []
+        var runs: [(seconds: Double, roof: Double, steady: Bool)] = []
         for _ in 0..<n {
             let seconds = try body()
             let after = probe.readBurst()
-            runs.append((seconds, (before + after) / 2))
+            runs.append((seconds, (before + after) / 2, min(before, after) >= steadyBurstRatio * max(before, after)))
             before = after
         }
         return runs
     }
+
+    /// A repetition whose bursts before and after read within this ratio of each other saw one
+    /// bandwidth state; one whose bursts differ more straddled a switch (this VM's two lanes read
+    /// either ~31-35 or ~55-65 GB/s, minutes at a time), and its roof, their mean, can be far
+    /// from what it ran at (0.75-1.12 of it in one F32 run whose repetitions straddled switches;
+    /// within one state they agree to a few percent). Such a repetition still counts for tokens/s
+    /// but not for the roofline fraction, unless every one of a test did (`BenchmarkResult`).
+    static let steadyBurstRatio = 0.8
 
     /// Prefills `prompt` on a fresh sequence, then times `steps` greedy decode steps (each feeding
     /// the argmax of the last logits back). Returns the seconds of the decode steps. With a

@@ -24,14 +24,31 @@ public struct BenchmarkResult: Codable, Sendable {
     public let bytesPerToken: Double?
     /// The roof measured next to each run: sgemm GFLOP/s (pp) or read GB/s (tg).
     public let roofs: [Double]
-    /// Mean over the runs of each run's fraction of its roof. pp: FLOPs per token × tokens/s ÷
+    /// The runs the fraction is over: those whose roof held steady around them (tg: the probe's
+    /// bursts before and after agreed, see `Benchmark.steadyBurstRatio`), or all if none did.
+    public let steadyRuns: [Int]
+    /// Mean over `steadyRuns` of each run's fraction of its roof. pp: FLOPs per token × tokens/s ÷
     /// sgemm FLOP/s. tg: bytes per token × tokens/s ÷ read bandwidth.
     public let rooflineFraction: Double
-    /// Mean of this test's own roofs (GFLOP/s or GB/s): what its fraction was taken against, which
-    /// on a shared machine can differ a lot from the other tests' (the table prints this one).
-    public var meanRoof: Double { roofs.isEmpty ? 0 : roofs.reduce(0, +) / Double(roofs.count) }
+    /// Mean of the roofs of `steadyRuns` (GFLOP/s or GB/s): what the fraction was taken against,
+    /// which on a shared machine can differ a lot from the other tests' (the table prints this one).
+    public var meanRoof: Double {
+        steadyRuns.isEmpty ? 0 : steadyRuns.reduce(0) { $0 + roofs[$1] } / Double(steadyRuns.count)
+    }
 
-    init(test: String, kind: Kind, tokens: Int, batch: Int, rates: [Double], roofs: [Double],
+    /// The table's "roof used" column: the work per token and the roof, with how many runs the
+    /// fraction is over when some were left out.
+    var roofUsed: String {
+        switch kind {
+        case .prompt:
+            return String(format: "%.1f GFLOP/token of %.1f GFLOP/s sgemm", flopsPerToken / 1e9, meanRoof)
+        case .decode:
+            return String(format: "%.1f MB/token of %.1f GB/s read", (bytesPerToken ?? 0) / 1e6, meanRoof)
+                + (steadyRuns.count < samples.count ? ", \(steadyRuns.count)/\(samples.count) runs" : "")
+        }
+    }
+
+    init(test: String, kind: Kind, tokens: Int, batch: Int, rates: [Double], roofs: [Double], steady: [Bool]? = nil,
          flopsPerToken: Double, bytesPerToken: Double?) {
         self.test = test
         self.kind = kind
@@ -46,12 +63,16 @@ public struct BenchmarkResult: Codable, Sendable {
         self.bytesPerToken = bytesPerToken
         self.roofs = roofs
         let work = kind == .prompt ? flopsPerToken : (bytesPerToken ?? 0)
-        let fractions = zip(rates, roofs).map { rate, roof in roof > 0 ? work * rate / (roof * 1e9) : 0 }
+        let runs = Array(0..<min(rates.count, roofs.count))
+        let held = runs.filter { steady?[$0] ?? true }
+        steadyRuns = held.isEmpty ? runs : held
+        let fractions = steadyRuns.map { roofs[$0] > 0 ? work * rates[$0] / (roofs[$0] * 1e9) : 0 }
         rooflineFraction = fractions.reduce(0, +) / Double(max(fractions.count, 1))
     }
 
     enum CodingKeys: String, CodingKey {
         case test, kind, tokens, batch, samples, stddev, roofs
+        case steadyRuns = "steady_runs"
         case tokensPerSecond = "tokens_per_second"
         case rooflineFraction = "roofline_fraction"
         case flopsPerToken = "flops_per_token"
@@ -276,13 +297,7 @@ public struct BenchmarkReport: Codable, Sendable {
         ]
         for r in results {
             let rate = String(format: "%.2f ± %.2f", r.tokensPerSecond, r.stddev)
-            let roof: String
-            switch r.kind {
-            case .prompt:
-                roof = String(format: "%.1f GFLOP/token of %.1f GFLOP/s sgemm", r.flopsPerToken / 1e9, r.meanRoof)
-            case .decode:
-                roof = String(format: "%.1f MB/token of %.1f GB/s read", (r.bytesPerToken ?? 0) / 1e6, r.meanRoof)
-            }
+            let roof = r.roofUsed
             lines.append("| \(r.test.padding(toLength: 11, withPad: " ", startingAt: 0)) | "
                          + "\(String(repeating: " ", count: max(0, 18 - rate.count)))\(rate) | "
                          + String(format: "%7.1f%%", r.rooflineFraction * 100) + " | "
