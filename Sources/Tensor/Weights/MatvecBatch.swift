@@ -73,10 +73,10 @@ public final class MatvecBatch: @unchecked Sendable {
 
     /// Memory every lane prefetches once, before its first piece of the next `run`: data that the
     /// job after this one reads on every lane. Decode's q_b job warms the latent-cache rows that
-    /// attention scores next: one lane (the one running the new row's task) had them in its L2 and
-    /// the other read them from DRAM in its first head group, ~3 µs a layer longer, which the
-    /// other lane then waited for (per-job timelines, three interleaved pairs at ~60 GB/s: q_b +
-    /// attention 106 → 103 µs a layer). `removeAll` clears it.
+    /// attention scores next: one lane (the one running the new row's task) had them in its L2,
+    /// and the other read them from DRAM in its first head group, ~3 µs a layer longer, while the
+    /// first waited for it at the job's end (per-job timelines, three interleaved pairs at ~60
+    /// GB/s: q_b + attention 106 → 103 µs a layer). `removeAll` clears it.
     public var warmUp: (pointer: UnsafeRawPointer, bytes: Int)?
 
     public init(pool: WorkerPool = .shared) {
