@@ -168,7 +168,7 @@ struct MLA {
         // The latent rows each absorbed sequence attends over were pushed out of the caches by the
         // weights streamed since this layer last ran; ask for them now, so that attention reads
         // them from L2 instead of waiting on memory, while q_absorb streams W_UK.
-        var prefetchBudget = rowInJob ? 0 : LatentAttention.cachePrefetchBytes   // (that task prefetches them)
+        var prefetchBudget = rowInJob ? 0 : LatentAttention.cachePrefetchBytes   // (q_b's job warmed them)
         for s in sequences where prefetchBudget > 0 && order.resolved(tokens: s.count) == .absorbed {
             let bytes = min(s.end * (r + dr) * 4, prefetchBudget)
             Kernels.prefetch(s.cache.row(layer: l, position: 0), bytes: bytes)

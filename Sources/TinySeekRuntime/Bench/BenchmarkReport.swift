@@ -297,11 +297,10 @@ public struct BenchmarkReport: Codable, Sendable {
         ]
         for r in results {
             let rate = String(format: "%.2f ± %.2f", r.tokensPerSecond, r.stddev)
-            let roof = r.roofUsed
             lines.append("| \(r.test.padding(toLength: 11, withPad: " ", startingAt: 0)) | "
                          + "\(String(repeating: " ", count: max(0, 18 - rate.count)))\(rate) | "
                          + String(format: "%7.1f%%", r.rooflineFraction * 100) + " | "
-                         + roof.padding(toLength: 43, withPad: " ", startingAt: 0) + " |")
+                         + r.roofUsed.padding(toLength: 43, withPad: " ", startingAt: 0) + " |")
         }
         if let lanes = decodeLanes, let tg = results.first(where: { $0.kind == .decode && $0.batch == 1 }) {
             lines.append("")
