@@ -20,23 +20,6 @@ static inline __attribute__((always_inline)) void tinyseek_prefetch_l2(const voi
     __builtin_prefetch(p, 0, 2);
 }
 
-// Reads one word of every 64-byte line of [p, p + bytes) and returns their sum (so the loads are
-// kept): brings the range into this core's caches. Unlike a loop of software prefetches, which
-// the core drops once its miss buffers are full (256 KB prefetched line by line, then read 20 µs
-// later: 7.5 µs against 10.3 cold; after this loop: 3.4 µs), loads wait for a buffer. With one
-// prefetch a page 16 KB ahead, like the matvec kernel, so each new page's walk starts early.
-// `p` must be readable for `bytes` bytes: unlike a prefetch, a load faults.
-static inline uint64_t tinyseek_touch_lines(const void *p, long bytes) {
-    const char *c = (const char *)p;
-    uint64_t sum = 0, word;
-    for (long o = 0; o < bytes; o += 64) {
-        if ((o & 4095) == 0) __builtin_prefetch(c + o + 16384, 0, 2);
-        memcpy(&word, c + o, sizeof word);
-        sum += word;
-    }
-    return sum;
-}
-
 // 8 lanes of float, imported by Swift as SIMD8<Float>.
 typedef float tinyseek_float8 __attribute__((ext_vector_type(8)));
 typedef int32_t tinyseek_int8x8 __attribute__((ext_vector_type(8)));

@@ -327,44 +327,6 @@ struct WeightMatrixTests {
         }
     }
 
-    @Test("laneStart names the weights each lane's range of a batch or a matvec begins with")
-    func laneStarts() {
-        var rng = SplitMix64(seed: 110)
-        // 48 rows of 4 KB: 3 pieces of 16 rows; gate and up 64 × 1024: 4 blocks of 16 rows each,
-        // gate's then up's (8 pieces). 11 pieces: lane 1 of 2 starts at piece 5 (gate block 2);
-        // of 3 lanes, lane 1 at piece 3 (gate row 0) and lane 2 at piece 7 (up row 0).
-        let a = randomMatrix(.f32, rows: 48, cols: 1024, rng: &rng)
-        let gate = randomMatrix(.f32, rows: 64, cols: 1024, rng: &rng), up = randomMatrix(.f32, rows: 64, cols: 1024, rng: &rng)
-        let x = rng.floats(1024)
-        var ya = [Float](repeating: 0, count: 48), g = [Float](repeating: 0, count: 64), u = g
-        func address(_ w: WeightMatrix, row: Int) -> UnsafeRawPointer {
-            guard case let .f32(p) = w.storage else { fatalError("F32 expected") }
-            return UnsafeRawPointer(p + row * w.cols)
-        }
-        let batch = MatvecBatch(pool: WorkerPool(lanes: 2))
-        x.withUnsafeBufferPointer { xp in
-            batch.append(a, x: xp.baseAddress!, y: &ya)
-            batch.appendGated(gate: gate, up: up, x: xp.baseAddress!, out: &g, upOut: &u)
-            let two = batch.laneStart(lane: 1, lanes: 2, bytes: 1 << 20)
-            #expect(two?.baseAddress == address(gate, row: 32) && two?.count == 32 * 4096, "lane 1 of 2: \(String(describing: two))")
-            let capped = batch.laneStart(lane: 1, lanes: 2, bytes: 10_000)
-            #expect(capped?.baseAddress == address(gate, row: 32) && capped?.count == 10_000)
-            #expect(batch.laneStart(lane: 1, lanes: 3, bytes: 1 << 20)?.baseAddress == address(gate, row: 0))
-            #expect(batch.laneStart(lane: 2, lanes: 3, bytes: 1 << 20)?.baseAddress == address(up, row: 0))
-            #expect(batch.laneStart(lane: 0, lanes: 2, bytes: 1 << 20)?.baseAddress == address(a, row: 0))
-        }
-        // Q8_0: the int8 values of the piece's rows.
-        let q = randomMatrix(.q8_0, rows: 256, cols: 1024, rng: &rng)
-        guard case let .q8_0(values, _) = q.storage else { Issue.record("Q8_0 expected"); return }
-        let lanes = 2, per = q.matvecRowsPerChunk(lanes: lanes)
-        let chunk = WorkerPool.rangeStart(lane: 1, lanes: lanes, chunks: (256 + per - 1) / per)
-        #expect(chunk * per == 128, "\(chunk) chunks of \(per) rows")
-        let start = q.laneStart(lane: 1, lanes: lanes, bytes: 1 << 30)
-        #expect(start?.baseAddress == UnsafeRawPointer(values + 128 * 1024) && start?.count == 128 * 1024)
-        // One chunk (64 KB of weights): nothing to name.
-        #expect(randomMatrix(.f32, rows: 16, cols: 1024, rng: &rng).laneStart(lane: 1, lanes: 2, bytes: 1 << 20) == nil)
-    }
-
     @Test("a matvec is cut into ~64 KB pieces at any size (the LM head too), none below ~96 KB")
     func matvecPieces() {
         // The LM head of the bench model: 32000 × 1024 F32, 131 MB.
@@ -467,38 +429,6 @@ struct WorkerPoolTests {
             }
             for await ok in group { #expect(ok) }
         }
-    }
-
-    @Test("read-ahead: a worker reads its region once after the next job, not again, not after a cancel")
-    func readAhead() async throws {
-        let pool = WorkerPool(lanes: 2)
-        let region = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        defer { region.deallocate() }
-        region.initializeMemory(as: UInt8.self, repeating: 1)
-        /// Waits (at most 2 s) for the pool's read-ahead total to reach `bytes`.
-        func readAheadBytes(reaching bytes: Int) async throws -> Int {
-            for _ in 0..<2000 where pool.readAheadBytes < bytes { try await Task.sleep(nanoseconds: 1_000_000) }
-            return pool.readAheadBytes
-        }
-        pool.readAheadAfterNextJob { lane, lanes in
-            #expect(lane == 1 && lanes == 2)
-            return UnsafeRawBufferPointer(region)
-        }
-        #expect(pool.readAheadBytes == 0, "nothing is read before the job it follows")
-        pool.run(chunks: 4) { _, _ in }
-        #expect(try await readAheadBytes(reaching: 1 << 20) == 1 << 20)
-        // Consumed: the next job reads nothing more; nor does one after a cancelled read-ahead.
-        pool.run(chunks: 4) { _, _ in }
-        pool.readAheadAfterNextJob { _, _ in UnsafeRawBufferPointer(region) }
-        pool.cancelReadAhead()
-        pool.run(chunks: 4) { _, _ in }
-        try await Task.sleep(nanoseconds: 20_000_000)
-        #expect(pool.readAheadBytes == 1 << 20)
-        // One lane: no workers, nothing to read ahead.
-        let single = WorkerPool(lanes: 1)
-        single.readAheadAfterNextJob { _, _ in UnsafeRawBufferPointer(region) }
-        single.run(chunks: 4) { _, _ in }
-        #expect(single.readAheadBytes == 0)
     }
 
     @Test("a lane's scratch buffer holds what its chunk wrote")

@@ -1,6 +1,5 @@
 import Foundation
 import Synchronization
-import CKernelSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -70,36 +69,6 @@ public final class WorkerPool: @unchecked Sendable {
     @inline(__always)
     public func run<Task: PoolTask>(chunks: Int, _ task: Task) { core.run(chunks: chunks, task) }
 
-    /// The first chunk of lane `lane`'s range when a job of `chunks` chunks runs on `lanes`
-    /// lanes (see `PoolCore`): where that lane starts reading.
-    public static func rangeStart(lane: Int, lanes: Int, chunks: Int) -> Int { lane * chunks / max(lanes, 1) }
-
-    /// Read-ahead: memory each worker lane reads into its own caches once it has run out of
-    /// chunks of the *next* job, while the caller finishes that job and does the serial work
-    /// before the one after. `region(lane, lanes)` gives lane r ≥ 1 its range — the weights that
-    /// lane's range of the job after begins with (`MatvecBatch.laneStart`) — or nil. A worker
-    /// stops reading when a job is posted or `cancelReadAhead` is called.
-    ///
-    /// Why: between two jobs of a decode step the caller does serial work (norms, routing,
-    /// setting up the next job: ~30 µs a layer at 60 GB/s) and the workers wait, so nothing
-    /// streams; in the VM's fast state each lane is half the bandwidth. A worker that has the
-    /// start of its next range in L2 runs it at cache speed and takes more of the job's
-    /// remaining pieces. (Per-job timelines of the F32 benchmark model's decode at ~60 GB/s,
-    /// seven interleaved pairs: step time over the LM head's 3.79 → 3.75.)
-    ///
-    /// The memory must stay readable until the job after next is posted or `cancelReadAhead`
-    /// returns: the workers *load* it (software prefetches are dropped when the core's miss
-    /// buffers fill). Call it from the thread that posts the jobs, between jobs.
-    public func readAheadAfterNextJob(_ region: (_ lane: Int, _ lanes: Int) -> UnsafeRawBufferPointer?) {
-        core.readAhead(afterNextJob: true, region)
-    }
-
-    /// Stops every worker's read-ahead and forgets a pending one; returns once no worker reads.
-    public func cancelReadAhead() { core.cancelReadAhead() }
-
-    /// Bytes the workers have read ahead since the pool started (for tests and reports).
-    public var readAheadBytes: Int { core.readAheadBytes.load(ordering: .relaxed) }
-
     /// Records when each lane works in every parallel job from now on (nil: stop). Set it only
     /// between jobs, from the thread that runs them.
     public var timeline: PoolTimeline? {
@@ -163,15 +132,6 @@ final class PoolCore: @unchecked Sendable {
     private var timelineSlot = -1
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
-    /// Read-ahead (see `WorkerPool.readAheadAfterNextJob`): each lane's region, the job after
-    /// which it is read, and a sequence number, odd while the caller writes them (a seqlock: a
-    /// worker that sees it change while it copies its region drops the copy).
-    private let readAheads: UnsafeMutablePointer<(base: UnsafeRawPointer?, bytes: Int)>
-    private var readAheadJob = -1
-    private let readAheadSequence = Atomic<Int>(0)
-    /// Workers reading a region right now; `cancelReadAhead` waits for 0.
-    private let readers = Atomic<Int>(0)
-    let readAheadBytes = Atomic<Int>(0)
 
     static let chunkBits = 20
     static let maxChunks = (1 << chunkBits) - 1
@@ -183,8 +143,6 @@ final class PoolCore: @unchecked Sendable {
         scratch = (0..<max(1, lanes)).map { _ in Scratch() }
         counters = .allocate(capacity: laneCount * Self.counterStride)
         for i in 0..<laneCount * Self.counterStride { (counters + i).initialize(to: Atomic<Int>(0)) }
-        readAheads = .allocate(capacity: laneCount)
-        readAheads.initialize(repeating: (nil, 0), count: laneCount)
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&condition, nil)
         for lane in 1..<laneCount {
@@ -199,7 +157,6 @@ final class PoolCore: @unchecked Sendable {
     deinit {
         counters.deinitialize(count: laneCount * Self.counterStride)
         counters.deallocate()
-        readAheads.deallocate()
     }
 
     /// Ends the workers: a new job id with no chunks and the stop flag, which they check on waking.
@@ -211,65 +168,6 @@ final class PoolCore: @unchecked Sendable {
         pthread_cond_broadcast(&condition)
         pthread_mutex_unlock(&mutex)
     }
-
-    func readAhead(afterNextJob: Bool, _ region: (Int, Int) -> UnsafeRawBufferPointer?) {
-        guard laneCount > 1 else { return }
-        lockReadAhead()
-        defer { unlockReadAhead() }
-        readAheadSequence.add(1, ordering: .relaxed)   // odd: being written
-        atomicMemoryFence(ordering: .releasing)
-        for r in 1..<laneCount {
-            let b = region(r, laneCount)
-            readAheads[r] = (b?.baseAddress, b?.count ?? 0)
-        }
-        readAheadJob = afterNextJob ? (jobID + 1) & Self.idMask : jobID
-        readAheadSequence.add(1, ordering: .releasing)
-    }
-
-    func cancelReadAhead() {
-        guard laneCount > 1 else { return }
-        lockReadAhead()
-        defer { unlockReadAhead() }
-        readAheadSequence.add(1, ordering: .relaxed)
-        atomicMemoryFence(ordering: .releasing)
-        for r in 1..<laneCount { readAheads[r] = (nil, 0) }
-        readAheadJob = -1
-        readAheadSequence.add(1, ordering: .sequentiallyConsistent)
-        while readers.load(ordering: .sequentiallyConsistent) > 0 {}
-    }
-
-    /// One writer at a time (sessions on several threads share the pool): a seqlock has one.
-    private let readAheadWriter = Atomic<Bool>(false)
-    private func lockReadAhead() {
-        while !readAheadWriter.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {}
-    }
-    private func unlockReadAhead() { readAheadWriter.store(false, ordering: .releasing) }
-
-    /// A worker that has finished its chunks of job `job` (or waits after it) reads its region of
-    /// a read-ahead posted for that job, 4 KB at a time, until done or a new job or a cancel.
-    private func readAhead(lane: Int, after job: Int, seen: inout Int) {
-        let s1 = readAheadSequence.load(ordering: .acquiring)
-        guard s1 != seen, s1 & 1 == 0 else { return }
-        guard readAheadJob == job else { return }
-        let (base, bytes) = readAheads[lane]
-        readers.add(1, ordering: .sequentiallyConsistent)
-        defer { readers.subtract(1, ordering: .releasing) }
-        // The region is ours only if nothing was written or cancelled while we copied it (and
-        // the cancel that follows any later change waits for `readers`).
-        guard readAheadSequence.load(ordering: .sequentiallyConsistent) == s1 else { return }
-        seen = s1
-        guard let base, bytes > 0 else { return }
-        var done = 0, sum: UInt64 = 0
-        while done < bytes {
-            let step = min(4096, bytes - done)
-            sum &+= tinyseek_touch_lines(base + done, step)
-            done += step
-            if current.load(ordering: .relaxed) != job || readAheadSequence.load(ordering: .relaxed) != s1 { break }
-        }
-        readAheadBytes.add(done, ordering: .relaxed)
-        if sum == 1 { touchSink.store(1, ordering: .relaxed) }   // keeps the loads
-    }
-    private let touchSink = Atomic<Int>(0)
 
     func run<Task: PoolTask>(chunks: Int, _ task: Task) {
         guard chunks > 0 else { return }
@@ -295,8 +193,7 @@ final class PoolCore: @unchecked Sendable {
             // Lane r's range: chunks [r·n/L, (r+1)·n/L). The stores publish `task` and `invoke`
             // to any lane whose claim reads them.
             for r in 0..<laneCount {
-                let lo = WorkerPool.rangeStart(lane: r, lanes: laneCount, chunks: chunks)
-                let hi = WorkerPool.rangeStart(lane: r + 1, lanes: laneCount, chunks: chunks)
+                let lo = r * chunks / laneCount, hi = (r + 1) * chunks / laneCount
                 counter(r).pointee.store(id << (2 * Self.chunkBits) | hi << Self.chunkBits | lo, ordering: .releasing)
             }
             current.store(id, ordering: .sequentiallyConsistent)
@@ -375,7 +272,7 @@ final class PoolCore: @unchecked Sendable {
     }
 
     private func workerLoop(lane: Int) {
-        var seen = 0, readAheadSeen = 0
+        var seen = 0
         while true {
             var id = current.load(ordering: .acquiring)
             if id == seen {
@@ -384,7 +281,6 @@ final class PoolCore: @unchecked Sendable {
                 var polls = 0
                 while id == seen {
                     polls += 1
-                    readAhead(lane: lane, after: seen, seen: &readAheadSeen)
                     if polls & 1023 == 0, DispatchTime.now().uptimeNanoseconds - start > limit {
                         park(whileJob: seen)
                         polls = 0
@@ -395,7 +291,6 @@ final class PoolCore: @unchecked Sendable {
             seen = id
             if stopping.load(ordering: .sequentiallyConsistent) { return }
             work(job: id, lane: lane)
-            readAhead(lane: lane, after: id, seen: &readAheadSeen)
         }
     }
 

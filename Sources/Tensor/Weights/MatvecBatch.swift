@@ -155,26 +155,6 @@ public final class MatvecBatch: @unchecked Sendable {
     /// Bytes of weights the batch streams (for the cost model: each matrix once).
     public var byteCount: Double { products.reduce(0) { $0 + $1.matrix.byteCount } }
 
-    /// The weights lane `lane` of `lanes` reads first when this batch runs, at most `bytes` of
-    /// them (contiguous, within one matrix): what `WorkerPool.readAheadAfterNextJob` gives that
-    /// lane to read while it waits for this job. Nil for a task or a transposed product.
-    public func laneStart(lane: Int, lanes: Int, bytes: Int) -> UnsafeRawBufferPointer? {
-        guard !items.isEmpty else { return nil }
-        if !planned { plan() }
-        let piece = WorkerPool.rangeStart(lane: lane, lanes: lanes, chunks: pieceCount)
-        var i = items.count - 1
-        while items[i].firstPiece > piece { i -= 1 }
-        var local = piece - items[i].firstPiece, which = items[i].first
-        switch items[i].kind {
-        case .task, .transposed: return nil
-        case .rows: break
-        case .gated:
-            which += local / items[i].blocks
-            local %= items[i].blocks
-        }
-        return products[which].view.memory(fromRow: local * items[i].rowsPerPiece, bytes: bytes)
-    }
-
     /// Runs every product (`path: .reference` runs them one by one with the reference kernels).
     public func run(path: KernelPath = .fast) {
         guard !items.isEmpty else { return }

@@ -78,23 +78,9 @@ extension WeightMatrix {
     @inline(__always)
     func matvec(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
         // One chunk runs on the calling thread, with lane 0's scratch (Q8_0 quantises x there).
-        let per = matvecRowsPerChunk(lanes: WorkerPool.shared.laneCount)
+        let chunks = Self.matvecChunks(rows: rows, bytes: byteCount, lanes: WorkerPool.shared.laneCount)
+        let per = chunks <= 1 ? rows : ((rows + chunks - 1) / chunks + 3) & ~3
         WorkerPool.shared.run(chunks: (rows + per - 1) / per, MatvecRows(w: view, x: x, y: y, per: per))
-    }
-
-    /// Rows in each chunk of a batch-1 `apply` on `lanes` lanes (a multiple of 4, or all of them).
-    func matvecRowsPerChunk(lanes: Int) -> Int {
-        let chunks = Self.matvecChunks(rows: rows, bytes: byteCount, lanes: lanes)
-        return chunks <= 1 ? rows : ((rows + chunks - 1) / chunks + 3) & ~3
-    }
-
-    /// The weights lane `lane` of `lanes` reads first in a batch-1 `apply`, at most `bytes` (see
-    /// `MatvecBatch.laneStart`); nil when the product runs as one chunk.
-    public func laneStart(lane: Int, lanes: Int, bytes: Int) -> UnsafeRawBufferPointer? {
-        let per = matvecRowsPerChunk(lanes: lanes)
-        guard per < rows else { return nil }
-        let chunk = WorkerPool.rangeStart(lane: lane, lanes: lanes, chunks: (rows + per - 1) / per)
-        return view.memory(fromRow: chunk * per, bytes: bytes)
     }
 
     /// Chunk c: output rows [c·per, (c+1)·per).

@@ -288,20 +288,6 @@ public struct WeightView: Sendable {
     public let cols: Int
     public let storage: WeightMatrix.Storage
 
-    /// The elements of rows `row`..., at most `bytes` of them (Q8_0: the int8 values, not the
-    /// scales): nil past the last row.
-    public func memory(fromRow row: Int, bytes: Int) -> UnsafeRawBufferPointer? {
-        guard row >= 0, row < rows, bytes > 0 else { return nil }
-        let base: UnsafeRawPointer, size: Int
-        switch storage {
-        case let .f32(p): (base, size) = (UnsafeRawPointer(p + row * cols), 4)
-        case let .bf16(p): (base, size) = (UnsafeRawPointer(p + row * cols), 2)
-        case let .f16(p): (base, size) = (UnsafeRawPointer(p + row * cols), 2)
-        case let .q8_0(values, _): (base, size) = (UnsafeRawPointer(values + row * cols), 1)
-        }
-        return UnsafeRawBufferPointer(start: base, count: min(bytes, (rows - row) * cols * size))
-    }
-
     /// Rows `range` (no copy).
     public func rows(_ range: Range<Int>) -> WeightView {
         precondition(range.lowerBound >= 0 && range.upperBound <= rows, "rows \(range) of [\(rows), \(cols)]")

@@ -62,7 +62,7 @@ struct MLA {
     /// rotary angles of every row's position, (N, dr/2).
     func forward(_ xn: UnsafePointer<Float>, rows N: Int, sequences: [SequenceSlice], absorbedRuns: [Range<Int>], order: AttentionOrder,
                  rope: RotaryEmbedding, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
-                 workspace ws: Workspace, recorder rec: OpRecorder?, then next: NextJob? = nil, out: UnsafeMutablePointer<Float>) {
+                 workspace ws: Workspace, recorder rec: OpRecorder?, out: UnsafeMutablePointer<Float>) {
         let c = config, l = layer
         let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim
         let r = c.kvLoraRank, dqk = dn + dr, half = dr / 2
@@ -87,7 +87,6 @@ struct MLA {
                 let kv = weights.kvA
                 rec.fused(layer: l, parts: { [OpPart("q_a_proj", kind: .gemv, cost: qA.cost(tokens: 1)),
                                               OpPart("kv_a_proj", kind: .gemv, cost: kv.cost(tokens: 1))] }) {
-                    if rowInJob { ws.readAhead(ws.existingPrebuilt(.queryUp(layer: l)).map(NextJob.batch)) }
                     ws.prebuilt(.attentionInput(layer: l), buffers: .init(xn, qa, kvA)) { batch in
                         batch.append(qA, x: xn, y: qa)
                         batch.append(kv, x: xn, y: kvA)
@@ -186,7 +185,6 @@ struct MLA {
             case .naive, .auto:
                 naive(s, q: q, attnOut: attnOut, scale: rope.softmaxScale, workspace: ws, recorder: rec)
             case .absorbed:
-                if rowInJob { ws.readAhead(.matrix(weights.o.weight)) }
                 absorbedAttention(s, q: q, qLatent: qLat, context: ctx, scale: rope.softmaxScale,
                                   rotate: rowInJob ? LatentAttention.QueryRotation(cos: cos, sin: sin, layout: rope.layout) : nil,
                                   absorb: absorb, project: rowInJob ? attnOut : nil, workspace: ws, recorder: rec)
@@ -197,7 +195,6 @@ struct MLA {
             for run in absorbedRuns { absorbValue(rows: run, context: ctx, into: attnOut, workspace: ws, recorder: rec) }
         }
 
-        if rowInJob { ws.readAhead(next) }
         rec.op("o_proj", layer: l, kind: weights.o.kind(tokens: N), cost: weights.o.cost(tokens: N)) {
             weights.o.apply(attnOut, rows: N, into: out, ldo: d)
         }

@@ -20,9 +20,9 @@ struct MoE {
     /// out[T, hidden] = MoE(xn) for T tokens.
     func forward(_ xn: UnsafePointer<Float>, tokens T: Int, execution: ExpertExecution,
                  routes: inout Routes, workspace ws: Workspace, recorder rec: OpRecorder?,
-                 expertLoad: ExpertLoadRecorder?, then next: NextJob? = nil, out: UnsafeMutablePointer<Float>) {
+                 expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>) {
         if execution == .grouped && T == 1 {
-            forwardOneToken(xn, routes: &routes, workspace: ws, recorder: rec, expertLoad: expertLoad, then: next, out: out)
+            forwardOneToken(xn, routes: &routes, workspace: ws, recorder: rec, expertLoad: expertLoad, out: out)
             return
         }
         let c = config, l = layer, d = c.hiddenSize
@@ -98,10 +98,7 @@ struct MoE {
     ///   1. the router logits, and the shared experts' gate and up with their activation;
     ///   2. the k routed experts' gate and up with their activations, and the shared experts' down;
     ///   3. the k routed experts' down.
-    /// Route selection runs between 1 and 2, the weighted sum after 3, on the caller. Job 3 is
-    /// built before job 2 runs, so the workers read the start of theirs while they wait for job
-    /// 2's end (`Workspace.readAhead`), and the start of `next` (the job after this layer) while
-    /// they wait for 3's. Each job's
+    /// Route selection runs between 1 and 2, the weighted sum after 3, on the caller. Each job's
     /// time is recorded per op and per expert (shared out by bytes), so profiles keep one record
     /// per expert as in `grouped`. The sums are formed in the same order as the T > 1 path: routed
     /// experts by slot, then shared.
@@ -109,15 +106,14 @@ struct MoE {
     /// (Summing the down rows inside the pieces as well, each piece taking the same rows of all
     /// k + 1 down matrices, made that job stream a third slower: 7 short interleaved streams a lane.)
     private func forwardOneToken(_ xn: UnsafePointer<Float>, routes: inout Routes, workspace ws: Workspace,
-                                 recorder rec: OpRecorder?, expertLoad: ExpertLoadRecorder?, then next: NextJob?,
-                                 out: UnsafeMutablePointer<Float>) {
+                                 recorder rec: OpRecorder?, expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>) {
         let c = config, l = layer, d = c.hiddenSize, e = c.routedExperts
         let router = Linear(weight: weights.router), shared = weights.shared, names = FeedForwardRole.shared.names
         let inter = c.expertIntermediateSize, si = shared?.intermediateSize ?? 0, k = c.expertsPerToken
         let logits = ws.pointer(.routerLogits, 3 * e)
         let g = ws.pointer(.gate, k * inter + si), u = ws.pointer(.up, k * inter + si), y = ws.pointer(.expertOut, (k + 1) * d)
         let gs = g + k * inter, us = u + k * inter, ys = y + k * d   // the shared experts' rows
-        let batch = ws.matvecs, down = ws.expertDown
+        let batch = ws.matvecs
         let act = { (n: Int) in Cost.elementwise(elements: n, inputs: 2, flopsPerElement: 5) }
 
         rec.fused(layer: l, parts: {
@@ -147,15 +143,13 @@ struct MoE {
                 batch.appendGated(gate: expert(s).gate, up: expert(s).up, x: xn, out: g + s * inter, upOut: u + s * inter)
             }
             if let shared { batch.append(shared.down, x: gs, y: ys) }
-            down.removeAll()
-            for s in 0..<slots { down.append(expert(s).down, x: g + s * inter, y: y + s * d) }
-            ws.readAhead(.batch(down))
             batch.run()
         }
         rec.split("expert_down", layer: l, kind: .gemv, parts: slots, expert: { Int(routes.experts[$0]) },
                   cost: { expert($0).down.cost(tokens: 1) }) {
-            ws.readAhead(next)
-            down.run()
+            batch.removeAll()
+            for s in 0..<slots { batch.append(expert(s).down, x: g + s * inter, y: y + s * d) }
+            batch.run()
         }
         out.update(repeating: 0, count: d)
         rec.split("expert_combine", layer: l, kind: .elementwise, parts: slots, expert: { Int(routes.experts[$0]) },

@@ -119,13 +119,9 @@ public final class Model: @unchecked Sendable {
             rec.op("attn_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: d)) {
                 for t in 0..<N { Kernels.rmsNorm(x + t * d, weight: layer.inputNorm.pointer, eps: c.eps, count: d, out: xn + t * d) }
             }
-            // Decode names each module's next job for the workers' read-ahead (Workspace.readAhead).
-            let mlpFirst = ws.existingPrebuilt(.moeInput(layer: l)).map(NextJob.batch)
-            let layerNext = l + 1 < weights.layers.count ? ws.existingPrebuilt(.attentionInput(layer: l + 1)).map(NextJob.batch)
-                                                           : .matrix(weights.lmHead.weight)
             MLA(config: c, weights: layer.attention, layer: l)
                 .forward(xn, rows: N, sequences: sequences, absorbedRuns: absorbedRuns, order: options.attention, rope: rope,
-                         cos: cos, sin: sin, workspace: ws, recorder: rec, then: mlpFirst, out: delta)
+                         cos: cos, sin: sin, workspace: ws, recorder: rec, out: delta)
             rec.op("attn_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: N * d)) {
                 Kernels.add(x, delta, count: N * d, out: x)
             }
@@ -138,7 +134,7 @@ public final class Model: @unchecked Sendable {
             case let .moe(moe):
                 MoE(config: moeConfig, weights: moe, layer: l)
                     .forward(xn, tokens: N, execution: options.experts, routes: &routes, workspace: ws, recorder: rec,
-                             expertLoad: expertLoad, then: layerNext, out: delta)
+                             expertLoad: expertLoad, out: delta)
             }
             rec.op("mlp_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: N * d)) {
                 Kernels.add(x, delta, count: N * d, out: x)
@@ -162,8 +158,6 @@ public final class Model: @unchecked Sendable {
         rec.op("lm_head", layer: nil, kind: weights.lmHead.kind(tokens: outRows), cost: weights.lmHead.cost(tokens: outRows)) {
             weights.lmHead.apply(xn, rows: outRows, into: logits.pointer)
         }
-        // No worker reads ahead once the step is over (the caller may release the model).
-        WorkerPool.shared.cancelReadAhead()
         return logits
     }
 }

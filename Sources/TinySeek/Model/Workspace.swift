@@ -31,9 +31,6 @@ public final class Workspace: @unchecked Sendable {
     /// Independent batch-1 products of one step run as one parallel job (a token's experts, or
     /// whole linear layers with their biases: see the `Linear` extension of `MatvecBatch`).
     public let matvecs = MatvecBatch()
-    /// Decode's routed experts' down products, built before their gate/up job runs so the
-    /// workers can read ahead into it (`readAhead`).
-    let expertDown = MatvecBatch()
     /// The step's sequences and the runs of rows that take the absorbed MLA order, rebuilt each
     /// step in place (capacity kept), so planning a decode step allocates nothing.
     var slices: [SequenceSlice] = []
@@ -153,39 +150,8 @@ public final class Workspace: @unchecked Sendable {
         return batch
     }
 
-    /// The prebuilt job if an earlier step built it (read-ahead only names jobs, it never builds them).
-    func existingPrebuilt(_ job: PrebuiltJob) -> MatvecBatch? {
-        job.index < prebuiltBatches.count ? prebuiltBatches[job.index]?.batch : nil
-    }
-
-    /// Asks the worker lanes to read the start of their ranges of `next` once they are out of
-    /// chunks of the job the caller posts next (`WorkerPool.readAheadAfterNextJob`): a decode step
-    /// names, before each job, the one after it. Weights stay mapped while the model lives, and
-    /// `Model.forward` cancels any read-ahead before it returns.
-    func readAhead(_ next: NextJob?) {
-        guard let next else { return }
-        WorkerPool.shared.readAheadAfterNextJob { lane, lanes in
-            switch next {
-            case let .batch(batch): batch.laneStart(lane: lane, lanes: lanes, bytes: Self.readAheadBytes)
-            case let .matrix(matrix): matrix.laneStart(lane: lane, lanes: lanes, bytes: Self.readAheadBytes)
-            }
-        }
-    }
-
-    /// At most this much a lane per read-ahead: a quarter of this machine's 1 MB L2, about what a
-    /// lane reads in the longest wait between two jobs (~10 µs at ~25 GB/s).
-    static let readAheadBytes = 256 * 1024
-
     private var prebuiltBatches: [(batch: MatvecBatch, buffers: JobBuffers)?] = []
 
     /// Total floats currently held, for memory reports.
     public var floatCount: Int { buffers.reduce(0) { $0 + $1.count } }
-}
-
-/// A decode job named ahead of time, for `Workspace.readAhead`.
-enum NextJob {
-    /// A `MatvecBatch` (a prebuilt job, or one built early).
-    case batch(MatvecBatch)
-    /// A batch-1 `WeightMatrix.apply` (o_proj, the LM head).
-    case matrix(WeightMatrix)
 }
