@@ -35,6 +35,9 @@ import TinySeek
         // Every burst of the probe streams one slice on one lane too.
         #expect((machine?["one_lane_bandwidth_gbps"] as? Double ?? 0) > 0)
         #expect(report.table().contains("GB/s on one lane alone"))
+        // ...and every fourth slice through the F32 matvec kernel.
+        #expect((machine?["matvec_bandwidth_gbps"] as? Double ?? 0) > 0 && (machine?["matvec_of_roof"] as? Double ?? 0) > 0)
+        #expect(report.table().contains("through the F32 matvec kernel in the same bursts"))
         // tg bytes per token come from the cost model: at least every weight a token touches once.
         let tg = report.results[1]
         #expect(tg.bytesPerToken ?? 0 > 0 && tg.tokensPerSecond > 0)
@@ -74,9 +77,23 @@ import TinySeek
         let runs = Benchmark.bracketed(3, by: probe) { calls += 1; return Double(calls) }
         #expect(calls == 3 && runs.map(\.seconds) == [1, 2, 3])
         #expect(runs.allSatisfy { $0.roof > 0 && $0.roof.isFinite }, "roofs \(runs.map(\.roof))")
-        // Four bursts: each one-lane slice went to its own window, every two-lane slice to a burst.
+        // Four bursts: each one-lane slice went to its own window, every two-lane slice to a burst,
+        // and each burst's matvec slices to a (GB/s, ratio to the burst's summed slices) pair.
         #expect((probe.takeOneLaneReadGBps() ?? 0) > 0)
         #expect(probe.takeReadGBps() == 0)
+        let kernel = probe.takeKernelRead()
+        #expect((kernel?.gbps ?? 0) > 0 && (kernel?.ofProbe ?? 0) > 0, "\(String(describing: kernel))")
+        #expect(probe.takeKernelRead() == nil)
+    }
+
+    /// A matvec slice reads a whole slice as rows of 1024 floats through the decode's matvec: each
+    /// row of y sums its 1024 ones, the first and the last.
+    @Test func matvecSliceReadsTheWholeSlice() {
+        let probe = RooflineProbe()
+        let (seconds, floats) = probe.matvecNextSlice()
+        #expect(seconds > 0 && floats * 4 == probe.sliceBytes)
+        #expect(probe.kernelChecksum == (Float(RooflineProbe.kernelColumns), Float(RooflineProbe.kernelColumns)))
+        #expect(probe.takeReadGBps() == 0, "a matvec slice is not a summed one")
     }
 
     /// The fraction and the roof it is taken against are over the runs whose roof held steady

@@ -72,6 +72,7 @@ public enum Benchmark {
         let prompt = Profiler.prompt(count: max(o.promptTokens, 1), vocabSize: c.vocabSize, seed: o.seed)
         var results: [BenchmarkResult] = []
         var gemmRoofs: [Double] = [], readRoofs: [Double] = [], oneLaneRead: Double?
+        var kernelRead: (gbps: Double, ofProbe: Double)?
         var decodeLanes: LaneBreakdown?
         let firstTokenSeconds: Double, touchSeconds: Double
         var hugePages: (resident: Int, huge: Int)?
@@ -170,10 +171,11 @@ public enum Benchmark {
                                                steady: runs.map(\.steady), flopsPerToken: flops, bytesPerToken: bytes))
             }
             oneLaneRead = probe.takeOneLaneReadGBps()
+            kernelRead = probe.takeKernelRead()
         }
 
         let machine = BenchmarkMachine(calibration: machines[0], gemmProbes: gemmRoofs, readProbes: readRoofs,
-                                       oneLaneRead: oneLaneRead, lanes: WorkerPool.shared.laneCount)
+                                       oneLaneRead: oneLaneRead, kernelRead: kernelRead, lanes: WorkerPool.shared.laneCount)
         let weights = ModelReport(model: model)
         return BenchmarkReport(
             results: results, machine: machine,

@@ -93,17 +93,25 @@ public struct BenchmarkMachine: Codable, Sendable {
     /// it says whether the lanes shared one core's bandwidth (`bandwidthGBps` about the same) or
     /// had one each (about twice), which moves how much a lane's serial work costs.
     public let oneLaneBandwidthGBps: Double?
+    /// The F32 matvec kernel's read GB/s in the same bursts (every fourth slice streamed as a
+    /// batch-1 matvec on the lanes; nil without decode tests), and its mean ratio to the probe's
+    /// slices of the same burst: the decode kernel's own ceiling against the roof, not a roof.
+    public let matvecBandwidthGBps: Double?
+    public let matvecOfRoof: Double?
     public let calibration: MachineProfile
     /// Worker-pool lanes (threads) the engine ran on; OpenBLAS runs one thread per call.
     public let lanes: Int
 
-    init(calibration: MachineProfile, gemmProbes: [Double], readProbes: [Double], oneLaneRead: Double? = nil, lanes: Int) {
+    init(calibration: MachineProfile, gemmProbes: [Double], readProbes: [Double], oneLaneRead: Double? = nil,
+         kernelRead: (gbps: Double, ofProbe: Double)? = nil, lanes: Int) {
         func mean(_ x: [Double], _ fallback: Double) -> Double { x.isEmpty ? fallback : x.reduce(0, +) / Double(x.count) }
         gemmGFLOPS = mean(gemmProbes, calibration.gemmGFLOPS)
         bandwidthGBps = mean(readProbes, calibration.bandwidthGBps)
         self.gemmProbes = gemmProbes
         self.readProbes = readProbes
         oneLaneBandwidthGBps = oneLaneRead
+        matvecBandwidthGBps = kernelRead?.gbps
+        matvecOfRoof = kernelRead?.ofProbe
         self.calibration = calibration
         self.lanes = lanes
     }
@@ -114,6 +122,8 @@ public struct BenchmarkMachine: Codable, Sendable {
         case gemmProbes = "gemm_probes"
         case readProbes = "read_probes"
         case oneLaneBandwidthGBps = "one_lane_bandwidth_gbps"
+        case matvecBandwidthGBps = "matvec_bandwidth_gbps"
+        case matvecOfRoof = "matvec_of_roof"
         case calibration, lanes
     }
 }
@@ -289,6 +299,9 @@ public struct BenchmarkReport: Codable, Sendable {
             String(format: "machine  sgemm %.1f GFLOP/s (best of 3 before each pp run), read %.1f GB/s (streamed before and after each decode run; each test's own mean in its row)",
                    machine.gemmGFLOPS, machine.bandwidthGBps)
                 + (machine.oneLaneBandwidthGBps.map { String(format: ", %.1f GB/s on one lane alone", $0) } ?? "")
+                + (machine.matvecBandwidthGBps.map { gbps in
+                    String(format: ", %.1f GB/s through the F32 matvec kernel in the same bursts (%.1f%% of the probe beside it)",
+                           gbps, 100 * (machine.matvecOfRoof ?? 0)) } ?? "")
                 + String(format: "; calibration before loading: %.1f GFLOP/s, %.1f GB/s; %d lanes",
                          machine.calibration.gemmGFLOPS, machine.calibration.bandwidthGBps, machine.lanes),
             "",

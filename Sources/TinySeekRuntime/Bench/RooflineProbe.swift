@@ -23,6 +23,14 @@ import Tensor
 ///   tokens/s moved ±2%, and F32 measured up to 120% of it.
 /// - **sgemm (the prefill roof)** is the best of three 1024³ products through `Kernels.gemm`
 ///   just before each pp run.
+/// - **The F32 matvec kernel's own read rate**: every fourth slice of a burst is also streamed as
+///   an F32 matrix of 1024 columns times a vector, through `WeightMatrix.apply`: the decode's
+///   batch-1 path (64 KB pieces over the lanes). Not a roof either: it says how close a pure
+///   stream of the decode's kernel comes to the probe in the same moment, so a decode's
+///   fraction can be read as kernel ceiling × what the step's structure (serial work between
+///   jobs, attention's arithmetic, tails) keeps. (A C loop of the same kernel against the same
+///   sum, interleaved rounds: 1.00 of the probe with the lanes sharing ~33 GB/s, 0.97-0.98 with
+///   ~60.)
 /// - **One lane's read bandwidth**: each burst also streams one slice on the calling thread
 ///   alone, first. Not a roof, a diagnosis: on this 2-vCPU VM one lane reads 30-34 GB/s at any
 ///   moment, and both lanes together read either about the same (the two sharing one core's
@@ -50,6 +58,15 @@ final class RooflineProbe {
     /// Chunks the last slice was summed in (the partial sums `checksum` adds).
     private var lastChunks = 16
     private var oneLaneWindow = (bytes: 0.0, seconds: 0.0)
+    /// The matvec slices' GB/s and its ratio to the probe's slices, one pair per burst.
+    private var kernelBursts: [(gbps: Double, ofProbe: Double)] = []
+    /// Columns of the matrix a matvec slice reads the buffer as (a DeepSeek hidden size's row: 4 KB).
+    static let kernelColumns = 1024
+    /// Every `kernelEvery`-th slice of a burst is followed by a matvec slice.
+    static let kernelEvery = 4
+    /// The matvec's x (all ones) and y: each y row is then the sum of its 1024 ones.
+    private let kernelX: Tensor
+    private let kernelY: Tensor
 
     init() {
         let bytes = max(256 << 20, 8 * (Calibration.lastLevelCacheBytes ?? 0))
@@ -61,6 +78,9 @@ final class RooflineProbe {
         // kernel's shared zero page, from cache).
         base.update(repeating: 1, count: count)
         partials = Tensor(zeros: [16 * 16])
+        kernelX = Tensor(zeros: [Self.kernelColumns])
+        kernelX.pointer.update(repeating: 1, count: Self.kernelColumns)
+        kernelY = Tensor(zeros: [sliceFloats / Self.kernelColumns])
     }
 
     deinit {
@@ -89,15 +109,56 @@ final class RooflineProbe {
     var byteCount: Int { count * 4 }
     var sliceBytes: Int { min(sliceFloats, count) * 4 }
 
-    /// One slice on one lane, then `burstSlices` slices on all lanes: the GB/s of the latter (the
-    /// one-lane slice goes to its own window). The one-lane slice comes first because the workers
-    /// park while the caller streams alone (~2 ms, past their 200 µs of spinning); the two-lane
-    /// slices wake them before the next decode step.
+    /// One slice on one lane, then `burstSlices` slices on all lanes with a matvec slice after
+    /// every `kernelEvery`-th: the GB/s of the summed slices (the one-lane and matvec slices go to
+    /// windows of their own). The one-lane slice comes first because the workers park while the
+    /// caller streams alone (~2 ms, past their 200 µs of spinning); the two-lane slices wake them
+    /// before the next decode step.
     func readBurst() -> Double {
         readSliceOnOneLane()
         _ = takeReadGBps()
-        for _ in 0..<Self.burstSlices { readSlice() }
-        return takeReadGBps()
+        var kernel = (bytes: 0.0, seconds: 0.0)
+        for i in 0..<Self.burstSlices {
+            readSlice()
+            if i % Self.kernelEvery == Self.kernelEvery - 1 {
+                let (seconds, n) = matvecNextSlice()
+                kernel.seconds += seconds
+                kernel.bytes += Double(n * 4)
+            }
+        }
+        let gbps = takeReadGBps()
+        if kernel.seconds > 0, gbps > 0 {
+            kernelBursts.append((kernel.bytes / kernel.seconds / 1e9, kernel.bytes / kernel.seconds / 1e9 / gbps))
+        }
+        return gbps
+    }
+
+    /// Streams the next slice as y = W·x for W its rows of `kernelColumns` floats, on the pool
+    /// like a decode step's matvec; its seconds and the floats read. Each y row is the sum of its
+    /// row (the buffer holds ones), which `kernelChecksum` checks.
+    func matvecNextSlice() -> (seconds: Double, floats: Int) {
+        let start = nextSlice * sliceFloats
+        let rows = min(sliceFloats, count - start) / Self.kernelColumns
+        nextSlice = start + sliceFloats >= count ? 0 : nextSlice + 1
+        lastSliceCount = rows * Self.kernelColumns
+        let w = WeightMatrix(rows: rows, cols: Self.kernelColumns, storage: .f32(UnsafePointer(base + start)), owner: nil)
+        var clock = Stopwatch()
+        w.apply(kernelX.pointer, rows: 1, into: kernelY.pointer)
+        return (clock.lap(), lastSliceCount)
+    }
+
+    /// The first and last y rows of the last matvec slice (each `kernelColumns` when all was read).
+    var kernelChecksum: (first: Float, last: Float) {
+        (kernelY.pointer[0], kernelY.pointer[lastSliceCount / Self.kernelColumns - 1])
+    }
+
+    /// The matvec slices' mean GB/s and mean ratio to the summed slices of the same burst, over
+    /// the bursts since the last call (nil if none), and starts over.
+    func takeKernelRead() -> (gbps: Double, ofProbe: Double)? {
+        defer { kernelBursts.removeAll() }
+        guard !kernelBursts.isEmpty else { return nil }
+        let n = Double(kernelBursts.count)
+        return (kernelBursts.reduce(0) { $0 + $1.gbps } / n, kernelBursts.reduce(0) { $0 + $1.ofProbe } / n)
     }
 
     /// Streams the next slice of the buffer across the worker lanes and adds it to the window.
