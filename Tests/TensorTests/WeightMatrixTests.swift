@@ -327,6 +327,28 @@ struct WeightMatrixTests {
         }
     }
 
+    @Test("the float matvec prefetches once per page of its stream, whatever the row length")
+    func pagePrefetches() {
+        /// The page boundaries the kernel prefetches ahead of, over `rows` rows of `rowBytes`
+        /// starting `offset` bytes into a page, below `limit` bytes from the page.
+        func boundaries(rows: Int, rowBytes: UInt, offset: UInt, limit: UInt) -> [UInt] {
+            let base: UInt = 1 << 20
+            var seen: [UInt] = []
+            for j in 0..<UInt(rows) {
+                WeightKernels.forEachPageBoundary(from: base + offset + j * rowBytes, bytes: rowBytes,
+                                                  below: base + limit) { seen.append($0 - base) }
+            }
+            return seen
+        }
+        // 64 rows of 1 KB (a 64 KB piece of the experts' down in F32): one a page, not one a row.
+        #expect(boundaries(rows: 64, rowBytes: 1024, offset: 0, limit: 1 << 30) == (0..<16).map { UInt($0) * 4096 })
+        #expect(boundaries(rows: 64, rowBytes: 1024, offset: 512, limit: 1 << 30) == (1...16).map { UInt($0) * 4096 })
+        // 4 KB rows, not page-aligned (a tensor's offset in its file): one a row.
+        #expect(boundaries(rows: 4, rowBytes: 4096, offset: 100, limit: 1 << 30) == [4096, 8192, 12288, 16384])
+        // 16 KB rows: four a row; none at or past the limit.
+        #expect(boundaries(rows: 2, rowBytes: 16384, offset: 0, limit: 20000) == [0, 4096, 8192, 12288, 16384])
+    }
+
     @Test("a matvec is cut into ~64 KB pieces at any size (the LM head too), none below ~96 KB")
     func matvecPieces() {
         // The LM head of the bench model: 32000 × 1024 F32, 131 MB.
