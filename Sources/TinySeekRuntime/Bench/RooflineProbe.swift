@@ -28,9 +28,9 @@ import Tensor
 ///   batch-1 path (64 KB pieces over the lanes). Not a roof either: it says how close a pure
 ///   stream of the decode's kernel comes to the probe in the same moment, so a decode's
 ///   fraction can be read as kernel ceiling × what the step's structure (serial work between
-///   jobs, attention's arithmetic, tails) keeps. (A C loop of the same kernel against the same
-///   sum, interleaved rounds: 1.00 of the probe with the lanes sharing ~33 GB/s, 0.97-0.98 with
-///   ~60.)
+///   jobs, attention's arithmetic, tails) keeps. (In bench runs on the F32 benchmark model:
+///   100-103% of the probe at ~33 GB/s and 99.7-109% at ~55-62, where the decode reached 84-92%;
+///   a C loop of the kernel against the same sum, interleaved rounds: 1.00 and 0.97-0.98.)
 /// - **One lane's read bandwidth**: each burst also streams one slice on the calling thread
 ///   alone, first. Not a roof, a diagnosis: on this 2-vCPU VM one lane reads 30-34 GB/s at any
 ///   moment, and both lanes together read either about the same (the two sharing one core's
