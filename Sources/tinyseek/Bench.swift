@@ -17,6 +17,8 @@ struct Bench: ParsableCommand {
         three 1024³ sgemms before each pp run, and for tg a burst of 16 64 MiB slices of a 256 MiB \
         buffer streamed on the same threads right before and after each run, a run's bandwidth \
         being the mean of the two bursts around it (slices between the steps slowed the decode). \
+        Every fourth slice of a burst is also read through the F32 matvec kernel, and the machine \
+        line gives its rate beside the probe's: the decode kernel's own ceiling, not a roof. \
         Roofline fraction: pp = FLOPs per token (cost \
         model) × tokens/s ÷ sgemm FLOP/s; tg = bytes per token streamed from memory (weights \
         touched + latent cache, cost model) × tokens/s ÷ read bandwidth. A calibration before \
