@@ -128,7 +128,8 @@ final class RooflineProbe {
         }
         let gbps = takeReadGBps()
         if kernel.seconds > 0, gbps > 0 {
-            kernelBursts.append((kernel.bytes / kernel.seconds / 1e9, kernel.bytes / kernel.seconds / 1e9 / gbps))
+            let kernelGBps = kernel.bytes / kernel.seconds / 1e9
+            kernelBursts.append((kernelGBps, kernelGBps / gbps))
         }
         return gbps
     }
@@ -137,9 +138,8 @@ final class RooflineProbe {
     /// like a decode step's matvec; its seconds and the floats read. Each y row is the sum of its
     /// row (the buffer holds ones), which `kernelChecksum` checks.
     func matvecNextSlice() -> (seconds: Double, floats: Int) {
-        let start = nextSlice * sliceFloats
-        let rows = min(sliceFloats, count - start) / Self.kernelColumns
-        nextSlice = start + sliceFloats >= count ? 0 : nextSlice + 1
+        let (start, n) = takeNextSlice()
+        let rows = n / Self.kernelColumns
         lastSliceCount = rows * Self.kernelColumns
         let w = WeightMatrix(rows: rows, cols: Self.kernelColumns, storage: .f32(UnsafePointer(base + start)), owner: nil)
         var clock = Stopwatch()
@@ -177,15 +177,21 @@ final class RooflineProbe {
 
     /// Sums the next slice in `chunks` pool chunks; its seconds and floats.
     private func streamNextSlice(chunks: Int) -> (seconds: Double, floats: Int) {
-        let start = nextSlice * sliceFloats
-        let n = min(sliceFloats, count - start)
-        nextSlice = start + n >= count ? 0 : nextSlice + 1
+        let (start, n) = takeNextSlice()
         lastSliceCount = n
         lastChunks = chunks
         let task = SumChunks(base: base + start, count: n, chunks: chunks, partials: partials.pointer)
         var clock = Stopwatch()
         WorkerPool.shared.run(chunks: task.chunks, task)
         return (clock.lap(), n)
+    }
+
+    /// The next slice of the round robin (its first float and length), and moves past it.
+    private func takeNextSlice() -> (start: Int, floats: Int) {
+        let start = nextSlice * sliceFloats
+        let n = min(sliceFloats, count - start)
+        nextSlice = start + n >= count ? 0 : nextSlice + 1
+        return (start, n)
     }
 
     /// One lane's GB/s over its slices since the last call (nil if none), and starts a new window.
