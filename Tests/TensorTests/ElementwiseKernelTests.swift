@@ -22,6 +22,22 @@ extension KernelTests {
         expectClose(fastMul, refMul, tol: 4 * .ulpOfOne, "siluMul n=\(n)")
     }
 
+    @Test("sigmoid: within 4 ulp (exp8 vs expf), saturating to 0 and 1", arguments: oddSizes)
+    func sigmoid(n: Int) {
+        var rng = SplitMix64(seed: 22 &+ UInt64(n))
+        let x = rng.floats(n, in: -20..<20)
+        var fast = [Float](repeating: .nan, count: n), ref = fast
+        Kernels.sigmoid(x, count: n, out: &fast)
+        ReferenceKernels.sigmoid(x, count: n, out: &ref)
+        expectClose(fast, ref, tol: 4 * .ulpOfOne, "sigmoid n=\(n)")
+
+        let extremes: [Float] = [-1e4, -200, -100, -88, -87, -0.0, 0, 87, 88, 100, 1e4, 3e38]
+        var fastX = [Float](repeating: .nan, count: extremes.count), refX = fastX
+        Kernels.sigmoid(extremes, count: extremes.count, out: &fastX)  // one SIMD block and a scalar tail
+        ReferenceKernels.sigmoid(extremes, count: extremes.count, out: &refX)
+        expectClose(fastX, refX, tol: 4 * .ulpOfOne, atol: 1e-30, "sigmoid extremes")
+    }
+
     @Test("silu saturates: x for large x, a vanishing negative for very negative x")
     func siluExtremes() {
         let x: [Float] = [-1e4, -200, -100, -88, -87, -20, -0.0, 0, 20, 88, 89, 100, 1e4, 3e38]

@@ -55,6 +55,11 @@ public enum ReferenceKernels {
         for i in 0..<n { x[i] = x[i] / (1 + Foundation.exp(-x[i])) }
     }
 
+    /// out = 1 / (1 + e^-x).
+    public static func sigmoid(_ x: UnsafePointer<Float>, count n: Int, out: UnsafeMutablePointer<Float>) {
+        for i in 0..<n { out[i] = 1 / (1 + Foundation.exp(-x[i])) }
+    }
+
     /// out = silu(gate) * up, the SwiGLU activation of every DeepSeek FFN and expert.
     public static func siluMul(_ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>,
                                count n: Int, out: UnsafeMutablePointer<Float>) {

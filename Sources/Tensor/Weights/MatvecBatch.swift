@@ -19,14 +19,17 @@ import Synchronization
 /// Reusable: `removeAll()` keeps its storage, so a decode loop that refills it allocates nothing
 /// once the largest batch has been seen.
 public final class MatvecBatch: @unchecked Sendable {
-    /// One matrix product of an item: y = W·x (+ bias).
+    /// One matrix product of an item: y = W·x (+ bias). Pieces read `view` (`Pieces` never copies
+    /// a product, see `WeightView`).
     struct Product {
-        var matrix: WeightMatrix
-        /// What a piece reads (`Pieces` never copies `matrix`, see `WeightView`).
         var view: WeightView
         var x: UnsafePointer<Float>
         var y: UnsafeMutablePointer<Float>
         var bias: UnsafePointer<Float>?
+        /// The matrix when appended as one, which keeps its memory alive; nil when appended as a
+        /// view, whose memory the caller keeps alive (decode's routed experts: a model's weights
+        /// outlive its steps, and the appends then retain nothing).
+        var matrix: WeightMatrix? = nil
     }
 
     struct Item {
@@ -102,31 +105,55 @@ public final class MatvecBatch: @unchecked Sendable {
         planned = false
     }
 
-    /// Adds y[W.rows] = W·x[W.cols] (+ bias[W.rows]).
-    public func append(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+    /// Adds y[W.rows] = W·x[W.cols] (+ bias[W.rows]). A view's memory must stay valid until the
+    /// batch has run: nothing keeps it alive (the `WeightMatrix` overloads do).
+    public func append(_ w: WeightView, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                        bias: UnsafePointer<Float>? = nil) {
         let first = products.count
-        products.append(Product(matrix: w, view: w.view, x: x, y: y, bias: bias))
+        products.append(Product(view: w, x: x, y: y, bias: bias))
         addItem(.rows, from: first)
     }
 
     /// Adds y[W.cols] = xᵀ·W for x[W.rows] (see `WeightMatrix.applyTransposed`).
-    public func appendTransposed(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+    public func appendTransposed(_ w: WeightView, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         let first = products.count
-        products.append(Product(matrix: w, view: w.view, x: x, y: y))
+        products.append(Product(view: w, x: x, y: y))
         addItem(.transposed, from: first)
     }
 
     /// Adds out = silu(gate·x + gateBias) ⊙ (up·x + upBias), a SwiGLU's hidden activation; `upOut`
-    /// receives up's rows on the way. gate and up must have the same shape.
-    public func appendGated(gate: WeightMatrix, up: WeightMatrix, x: UnsafePointer<Float>,
+    /// receives up's rows on the way. gate and up must have the same shape (and stay valid until
+    /// the batch has run, as for `append`).
+    public func appendGated(gate: WeightView, up: WeightView, x: UnsafePointer<Float>,
                             out: UnsafeMutablePointer<Float>, upOut: UnsafeMutablePointer<Float>,
                             gateBias: UnsafePointer<Float>? = nil, upBias: UnsafePointer<Float>? = nil) {
         precondition(gate.rows == up.rows && gate.cols == up.cols, "gate [\(gate.rows), \(gate.cols)] and up [\(up.rows), \(up.cols)] differ")
         let first = products.count
-        products.append(Product(matrix: gate, view: gate.view, x: x, y: out, bias: gateBias))
-        products.append(Product(matrix: up, view: up.view, x: x, y: upOut, bias: upBias))
+        products.append(Product(view: gate, x: x, y: out, bias: gateBias))
+        products.append(Product(view: up, x: x, y: upOut, bias: upBias))
         addItem(.gated, from: first)
+    }
+
+    /// `append` for a whole matrix, which the batch keeps alive until `removeAll`.
+    public func append(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                       bias: UnsafePointer<Float>? = nil) {
+        append(w.view, x: x, y: y, bias: bias)
+        products[products.count - 1].matrix = w
+    }
+
+    /// `appendTransposed` for a whole matrix, which the batch keeps alive until `removeAll`.
+    public func appendTransposed(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        appendTransposed(w.view, x: x, y: y)
+        products[products.count - 1].matrix = w
+    }
+
+    /// `appendGated` for whole matrices, which the batch keeps alive until `removeAll`.
+    public func appendGated(gate: WeightMatrix, up: WeightMatrix, x: UnsafePointer<Float>,
+                            out: UnsafeMutablePointer<Float>, upOut: UnsafeMutablePointer<Float>,
+                            gateBias: UnsafePointer<Float>? = nil, upBias: UnsafePointer<Float>? = nil) {
+        appendGated(gate: gate.view, up: up.view, x: x, out: out, upOut: upOut, gateBias: gateBias, upBias: upBias)
+        products[products.count - 2].matrix = gate
+        products[products.count - 1].matrix = up
     }
 
     /// Work a task piece runs: a function with no context of its own (so storing it allocates
@@ -144,16 +171,16 @@ public final class MatvecBatch: @unchecked Sendable {
 
     /// Makes products[first...] one item of `kind`.
     private func addItem(_ kind: Item.Kind, from first: Int) {
-        let rows = products[first].matrix.rows
+        let rows = products[first].view.rows
         var bytes = 0.0
-        for p in first ..< products.count { bytes += products[p].matrix.byteCount }
+        for p in first ..< products.count { bytes += products[p].view.byteCount }
         items.append(Item(kind: kind, first: first, count: products.count - first, rows: rows,
                           rowBytes: rows > 0 ? bytes / Double(rows) : 0))
         planned = false
     }
 
     /// Bytes of weights the batch streams (for the cost model: each matrix once).
-    public var byteCount: Double { products.reduce(0) { $0 + $1.matrix.byteCount } }
+    public var byteCount: Double { products.reduce(0) { $0 + $1.view.byteCount } }
 
     /// Runs every product (`path: .reference` runs them one by one with the reference kernels).
     public func run(path: KernelPath = .fast) {
@@ -220,10 +247,12 @@ public final class MatvecBatch: @unchecked Sendable {
             }
             let ps = products[item.first ..< item.first + item.count]
             for p in ps {
+                // The caller keeps the memory alive while the batch runs.
+                let matrix = WeightMatrix(rows: p.view.rows, cols: p.view.cols, storage: p.view.storage, owner: nil)
                 if case .transposed = item.kind {
-                    p.matrix.applyTransposed(p.x, rows: 1, into: p.y, path: .reference)
+                    matrix.applyTransposed(p.x, rows: 1, into: p.y, path: .reference)
                 } else {
-                    p.matrix.apply(p.x, rows: 1, into: p.y, path: .reference)
+                    matrix.apply(p.x, rows: 1, into: p.y, path: .reference)
                     if let b = p.bias { for j in 0..<item.rows { p.y[j] += b[j] } }
                 }
             }
@@ -258,7 +287,6 @@ public final class MatvecBatch: @unchecked Sendable {
                 return
             }
             if case .transposed = items[i].kind {
-                // Field by field: a copy of the whole product would retain its matrix's owner.
                 WeightKernels.matvecTransposed(products[first].view, x: products[first].x, y: products[first].y)
                 return
             }

@@ -17,6 +17,15 @@ public struct WeightMatrix: @unchecked Sendable {
         case bf16(UnsafePointer<UInt16>)                              // (rows, cols)
         case f16(UnsafePointer<UInt16>)                               // (rows, cols)
         case q8_0(values: UnsafePointer<Int8>, scales: UnsafePointer<UInt16>)  // (rows, cols), (rows, ⌈cols/32⌉)
+
+        public var format: WeightFormat {
+            switch self {
+            case .f32: return .f32
+            case .bf16: return .bf16
+            case .f16: return .f16
+            case .q8_0: return .q8_0
+            }
+        }
     }
 
     /// Output features: the length of y = W·x.
@@ -76,14 +85,7 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
-    public var format: WeightFormat {
-        switch storage {
-        case .f32: return .f32
-        case .bf16: return .bf16
-        case .f16: return .f16
-        case .q8_0: return .q8_0
-        }
-    }
+    public var format: WeightFormat { storage.format }
 
     /// What the kernels read: pointers and sizes, without the reference that keeps them alive.
     public var view: WeightView { WeightView(rows: rows, cols: cols, storage: storage) }
@@ -92,7 +94,7 @@ public struct WeightMatrix: @unchecked Sendable {
     public var bytesPerElement: Double { format.bytesPerElement }
     public var count: Int { rows * cols }
     /// Bytes a matvec streams: the whole matrix, once.
-    public var byteCount: Double { Double(count) * bytesPerElement }
+    public var byteCount: Double { view.byteCount }
     /// True when the elements live in memory this matrix did not allocate (a mapped checkpoint or
     /// a tensor), i.e. loading did not copy them.
     public var isBorrowed: Bool {
@@ -301,4 +303,7 @@ public struct WeightView: Sendable {
         }
         return WeightView(rows: range.count, cols: cols, storage: s)
     }
+
+    /// Bytes a matvec streams: the whole view, once (Q8_0: values and scales).
+    public var byteCount: Double { Double(rows * cols) * storage.format.bytesPerElement }
 }

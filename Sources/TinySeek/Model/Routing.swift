@@ -94,7 +94,7 @@ extension MoE {
         let groups = config.groups, perGroup = e / max(groups, 1)
         let scores = scratch   // s, then the choice values
         if config.isV3 {
-            for i in 0..<e { scores[i] = 1 / (1 + Foundation.exp(-logits[i])) }
+            Kernels.sigmoid(logits, count: e, out: scores)
             // Work on the biased choice values in a second half of scratch.
             let biased = scratch + e
             let bias = weights.correctionBias?.pointer

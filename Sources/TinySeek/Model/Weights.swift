@@ -69,10 +69,20 @@ public struct FeedForwardWeights: Sendable {
 }
 
 public struct MoEWeights: Sendable {
-    public var router: Tensor                 // gate.weight (n_routed_experts, hidden)
-    public var correctionBias: Tensor?        // gate.e_score_correction_bias (n_routed_experts), V3 only
-    public var experts: [FeedForwardWeights]  // experts.E.{gate,up,down}_proj
-    public var shared: FeedForwardWeights?    // shared_experts, intermediate = moe_intermediate·n_shared
+    public let router: Tensor                 // gate.weight (n_routed_experts, hidden)
+    public let correctionBias: Tensor?        // gate.e_score_correction_bias (n_routed_experts), V3 only
+    public let experts: [FeedForwardWeights]  // experts.E.{gate,up,down}_proj
+    public let shared: FeedForwardWeights?    // shared_experts, intermediate = moe_intermediate·n_shared
+    /// `experts` as decode's jobs take them (`RoutedExpert`), one small entry each.
+    let routed: [RoutedExpert]
+
+    public init(router: Tensor, correctionBias: Tensor?, experts: [FeedForwardWeights], shared: FeedForwardWeights?) {
+        self.router = router
+        self.correctionBias = correctionBias
+        self.experts = experts
+        self.shared = shared
+        routed = experts.map(RoutedExpert.init)
+    }
 }
 
 public enum MLPWeights: Sendable {
