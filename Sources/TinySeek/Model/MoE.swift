@@ -163,9 +163,9 @@ struct MoE {
         }) {
             batch.removeAll()
             for s in 0..<slots {
-                let x = routed(s)
-                batch.appendGated(gate: x.gate, up: x.up, x: xn, out: g + s * inter, upOut: u + s * inter,
-                                  gateBias: x.gateBias, upBias: x.upBias)
+                let w = routed(s)
+                batch.appendGated(gate: w.gate, up: w.up, x: xn, out: g + s * inter, upOut: u + s * inter,
+                                  gateBias: w.gateBias, upBias: w.upBias)
             }
             if let shared { batch.append(shared.down, x: gs, y: ys) }
             batch.run()
@@ -174,8 +174,8 @@ struct MoE {
                   cost: { expert($0).down.cost(tokens: 1) }) {
             batch.removeAll()
             for s in 0..<slots {
-                let x = routed(s)
-                batch.append(x.down, x: g + s * inter, y: y + s * d, bias: x.downBias)
+                let w = routed(s)
+                batch.append(w.down, x: g + s * inter, y: y + s * d, bias: w.downBias)
             }
             batch.run()
         }
