@@ -50,18 +50,15 @@ public enum LatentAttention {
     /// rows' rotation then costs no step of its own between two jobs). With `absorb`, each group
     /// first forms its rows of qLatent (MLA's W_UK,hᵀ·q_nope,h per head), and with `project` it
     /// then applies its rows' output projection to their context (W_UV per head): each would
-    /// otherwise be a job of its own, before and after this one.
+    /// otherwise be a job of its own, before and after this one. With `next`, lanes out of groups
+    /// pull what they read first in the job after this one (`WorkerPool.run(chunks:_:then:)`).
     public static func attend(rows: Int, rank: Int, ropeDims: Int, positions: Int, valid: Int,
                               qLatent: UnsafePointer<Float>, latentStride: Int, qRope: UnsafeMutablePointer<Float>, ropeStride: Int,
                               rotate: QueryRotation? = nil,
                               cache: UnsafePointer<Float>, scale: Float, scores: UnsafeMutablePointer<Float>,
                               context: UnsafeMutablePointer<Float>, absorb: InputProjection? = nil, project: OutputProjection? = nil,
-                              pool: WorkerPool = .shared) {
+                              then next: UpcomingJob? = nil, pool: WorkerPool = .shared) {
         guard rows > 0, positions > 0 else { return }
-        // Groups of four rows (the score kernel's tile), at most two groups per lane; one group,
-        // run on the caller, below ~32K multiply-adds (a microsecond: less than a hand-off).
-        let work = rows * positions * (2 * rank + ropeDims)
-        let groups = work < 1 << 15 ? 1 : max(1, min((rows + 3) / 4, 2 * pool.laneCount))
         if let absorb {
             let shapeOK = absorb.transposed ? absorb.weights.rows % rows == 0 && absorb.weights.cols == rank
                                             : absorb.weights.rows == rows * rank
@@ -72,12 +69,22 @@ public enum LatentAttention {
             precondition(project.weights.rows == rows * project.outputsPerRow && project.weights.cols == rank,
                          "output projection [\(project.weights.rows), \(project.weights.cols)] for \(rows) rows of \(rank)")
         }
-        let task = Heads(rows: rows, per: (rows + groups - 1) / groups, r: rank, dr: ropeDims, positions: positions, valid: valid,
+        let per = headsPerGroup(rows: rows, positions: positions, rank: rank, ropeDims: ropeDims, lanes: pool.laneCount)
+        let task = Heads(rows: rows, per: per, r: rank, dr: ropeDims, positions: positions, valid: valid,
                          q: qLatent, ldq: latentStride, e: qRope, lde: ropeStride, rotate: rotate, cache: cache, scale: scale,
                          scores: scores, context: context,
                          absorb: absorb.map { ($0.weights.view, $0.transposed, $0.input, $0.inputStride, $0.out) },
                          project: project.map { ($0.weights.view, $0.outputsPerRow, $0.out) })
-        pool.run(chunks: (rows + task.per - 1) / task.per, task)
+        if let next { pool.run(chunks: (rows + per - 1) / per, task, then: next) } else { pool.run(chunks: (rows + per - 1) / per, task) }
+    }
+
+    /// Query rows per group of `attend`'s job (its chunks): groups of four rows (the score
+    /// kernel's tile), at most two groups per lane; one group, run on the caller, below ~32K
+    /// multiply-adds (a microsecond: less than a hand-off).
+    static func headsPerGroup(rows: Int, positions: Int, rank: Int, ropeDims: Int, lanes: Int) -> Int {
+        let work = rows * positions * (2 * rank + ropeDims)
+        let groups = work < 1 << 15 ? 1 : max(1, min((rows + 3) / 4, 2 * lanes))
+        return (rows + groups - 1) / groups
     }
 
     /// The rotary angles of the query's position, for `attend` to rotate q_pe rows with.

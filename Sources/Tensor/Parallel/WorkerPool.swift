@@ -67,7 +67,54 @@ public final class WorkerPool: @unchecked Sendable {
     /// all are done. `scratch` belongs to the lane running the chunk (reuse it freely inside the
     /// chunk). Chunks must be independent: they run in any order, concurrently. Allocation-free.
     @inline(__always)
-    public func run<Task: PoolTask>(chunks: Int, _ task: Task) { core.run(chunks: chunks, task) }
+    public func run<Task: PoolTask>(chunks: Int, _ task: Task) { core.run(chunks: chunks, task, then: NoLeadingReads?.none) }
+
+    /// `run`, telling the lanes what the job after this one reads first: a lane with no chunks of
+    /// this job left pulls its share of `next` into its cache until the next job starts (a worker)
+    /// or this one ends (the caller), so waiting for the last chunks and for the caller's serial
+    /// work between the jobs becomes streaming. See `pullBytes`.
+    @inline(__always)
+    public func run<Task: PoolTask, Next: LeadingReads>(chunks: Int, _ task: Task, then next: Next) {
+        core.run(chunks: chunks, task, then: next)
+    }
+
+    /// Runs `body` with the lanes' pulls of named next jobs on (`run(chunks:_:then:)`), and waits
+    /// for every lane to stop pulling before it returns. The memory a job names as the next one's
+    /// must stay valid until then: a worker may still be reading it after that job's `run` has
+    /// returned, while the caller prepares the next job. Outside such a scope `then` is ignored.
+    /// (A decode step is one: `Model.forward`. Without the wait, a worker pulling the first bytes
+    /// of the next token's first job read a model's weights after they were unmapped.)
+    public func withPulls<R>(_ body: () throws -> R) rethrows -> R {
+        core.beginPulls()
+        defer { core.endPulls() }
+        return try body()
+    }
+
+    /// Bytes the lanes have pulled so far (`run(chunks:_:then:)`), for tests.
+    var pulledBytes: Int { core.pulledBytes }
+
+    /// The first chunk of lane `lane`'s range in a job of `chunks` chunks on `lanes` lanes: lane r
+    /// starts at r·chunks/lanes (the caller, lane 0, has the first range; see `PoolCore`).
+    @inline(__always)
+    public static func firstChunk(lane: Int, of lanes: Int, chunks: Int) -> Int { lane * chunks / lanes }
+
+    /// The chunk lane `lane` runs first in a job of `chunks` chunks: the front of its range, nil
+    /// if its range is empty (it then only takes chunks from the backs of the others). A job of
+    /// one chunk runs on the caller.
+    public static func leadingChunk(lane: Int, of lanes: Int, chunks: Int) -> Int? {
+        guard chunks > 1, lanes > 1 else { return lane == 0 && chunks > 0 ? 0 : nil }
+        let lo = firstChunk(lane: lane, of: lanes, chunks: chunks)
+        return lo < firstChunk(lane: lane + 1, of: lanes, chunks: chunks) ? lo : nil
+    }
+
+    /// At most this many bytes of the next job a lane pulls into its cache (`run(chunks:_:then:)`):
+    /// half the 1 MB L2 of a core here, so its first pieces of that job still find them there.
+    /// A decode step has ~56 jobs, and a lane waits between them for the other's last piece and
+    /// for the caller's serial work (norms, routing, building the next job: up to ~8 µs, 240 KB at
+    /// a lane's ~30 GB/s); pulling its first bytes of the next job in that time took ~1.5% off an
+    /// F32 token on the benchmark model (`tinyseek bench`, alternate steps with and without,
+    /// ~25 GB/s).
+    public static let pullBytes = 512 << 10
 
     /// Records when each lane works in every parallel job from now on (nil: stop). Set it only
     /// between jobs, from the thread that runs them.
@@ -78,8 +125,19 @@ public final class WorkerPool: @unchecked Sendable {
 
     /// The same with a closure, for tests and cold paths: allocates the closure's context per call.
     public func run(chunks: Int, _ body: (Int, Scratch) -> Void) {
-        withoutActuallyEscaping(body) { core.run(chunks: chunks, ClosureTask(body: $0)) }
+        withoutActuallyEscaping(body) { core.run(chunks: chunks, ClosureTask(body: $0), then: NoLeadingReads?.none) }
     }
+}
+
+/// The memory each lane reads first when a job runs (`WorkerPool.run(chunks:_:then:)`).
+public protocol LeadingReads {
+    /// The contiguous bytes lane `lane` of `lanes` reads first, or nil if not known.
+    func leadingRead(lane: Int, of lanes: Int) -> UnsafeRawBufferPointer?
+}
+
+/// No next job (the plain `run`).
+struct NoLeadingReads: LeadingReads {
+    func leadingRead(lane: Int, of lanes: Int) -> UnsafeRawBufferPointer? { nil }
 }
 
 /// One parallel job: chunk `chunk` of it, run on a lane with that lane's `scratch`.
@@ -130,6 +188,38 @@ final class PoolCore: @unchecked Sendable {
     /// not recorded). Both are written before a job is published and read by lanes after a claim.
     var timeline: PoolTimeline?
     private var timelineSlot = -1
+    /// Per lane, what it pulls once it has no chunks of the current job left: the next job's
+    /// leading read. Written by the caller before it publishes a job, read by a worker that may
+    /// still be pulling when the caller writes the next job's, so a seqlock: `job` is -1 while
+    /// the region changes, then the job's id (see `pullNextRead`). Cleared when a scope ends.
+    private let nextReads: UnsafeMutablePointer<NextRead>
+    private struct NextRead: ~Copyable {
+        let job = Atomic<Int>(-1)
+        let start = Atomic<UInt>(0)
+        let bytes = Atomic<Int>(0)
+    }
+    /// Keeps the pulled words observable (one cache line a lane).
+    private let pullSinks: UnsafeMutablePointer<UInt64>
+    /// Whether pulls are on, and how many lanes are inside `pullNextRead`. A job run inside a
+    /// `WorkerPool.withPulls` scope turns them on; the end of a scope turns them off, waits for
+    /// the count to reach 0 and clears every region. A lane counts itself in, then checks
+    /// `pullsOn`, then rechecks its region's tag: all sequentially consistent, so either the scope
+    /// sees the lane and waits, or the lane sees pulls off, or (pulls turned on again by another
+    /// thread's job) it finds its region cleared. `pullLock` orders a scope's end against another
+    /// thread's job turning pulls on (never held for longer than that).
+    private let pullsOn = Atomic<Bool>(false)
+    private let pullingLanes = Atomic<Int>(0)
+    private let pullLock = Atomic<Bool>(false)
+    /// The calling thread's depth of `withPulls` scopes on this pool (thread-specific: two threads
+    /// may run models on the shared pool, each in its own scopes).
+    private var depthKey = pthread_key_t()
+    private var threadDepth: Int {
+        get { Int(bitPattern: pthread_getspecific(depthKey)) }
+        set { pthread_setspecific(depthKey, UnsafeRawPointer(bitPattern: newValue)) }
+    }
+    /// Bytes pulled so far, all lanes (for tests).
+    private let pulled = Atomic<Int>(0)
+    var pulledBytes: Int { pulled.load(ordering: .relaxed) }
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
 
@@ -143,6 +233,11 @@ final class PoolCore: @unchecked Sendable {
         scratch = (0..<max(1, lanes)).map { _ in Scratch() }
         counters = .allocate(capacity: laneCount * Self.counterStride)
         for i in 0..<laneCount * Self.counterStride { (counters + i).initialize(to: Atomic<Int>(0)) }
+        nextReads = .allocate(capacity: laneCount)
+        for lane in 0..<laneCount { (nextReads + lane).initialize(to: NextRead()) }
+        pullSinks = .allocate(capacity: laneCount * 8)
+        pullSinks.initialize(repeating: 0, count: laneCount * 8)
+        pthread_key_create(&depthKey, nil)
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&condition, nil)
         for lane in 1..<laneCount {
@@ -157,6 +252,10 @@ final class PoolCore: @unchecked Sendable {
     deinit {
         counters.deinitialize(count: laneCount * Self.counterStride)
         counters.deallocate()
+        nextReads.deinitialize(count: laneCount)
+        nextReads.deallocate()
+        pullSinks.deallocate()
+        pthread_key_delete(depthKey)
     }
 
     /// Ends the workers: a new job id with no chunks and the stop flag, which they check on waking.
@@ -169,7 +268,7 @@ final class PoolCore: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
-    func run<Task: PoolTask>(chunks: Int, _ task: Task) {
+    func run<Task: PoolTask, Next: LeadingReads>(chunks: Int, _ task: Task, then next: Next?) {
         guard chunks > 0 else { return }
         guard owned.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             runInline(chunks: chunks, task)
@@ -190,10 +289,19 @@ final class PoolCore: @unchecked Sendable {
             let id = jobID
             timelineSlot = timeline?.beginJob() ?? -1
             completed.store(0, ordering: .relaxed)
+            // (A region left from an earlier job of the scope has that job's id: never this one's.)
+            let pulls = next != nil && threadDepth > 0
+            if let next, pulls {
+                lockPulls()
+                pullsOn.store(true, ordering: .sequentiallyConsistent)
+                for lane in 0..<laneCount { publishNextRead(next.leadingRead(lane: lane, of: laneCount), lane: lane, job: id) }
+                pullLock.store(false, ordering: .releasing)
+            }
             // Lane r's range: chunks [r·n/L, (r+1)·n/L). The stores publish `task` and `invoke`
             // to any lane whose claim reads them.
             for r in 0..<laneCount {
-                let lo = r * chunks / laneCount, hi = (r + 1) * chunks / laneCount
+                let lo = WorkerPool.firstChunk(lane: r, of: laneCount, chunks: chunks)
+                let hi = WorkerPool.firstChunk(lane: r + 1, of: laneCount, chunks: chunks)
                 counter(r).pointee.store(id << (2 * Self.chunkBits) | hi << Self.chunkBits | lo, ordering: .releasing)
             }
             current.store(id, ordering: .sequentiallyConsistent)
@@ -203,6 +311,7 @@ final class PoolCore: @unchecked Sendable {
                 pthread_mutex_unlock(&mutex)
             }
             work(job: id, lane: 0)
+            if pulls { pullNextRead(lane: 0, job: id) { completed.load(ordering: .acquiring) < chunks } }
             while completed.load(ordering: .acquiring) < chunks {}
             if timelineSlot >= 0 { timeline?.endJob(timelineSlot) }
             self.task = nil
@@ -291,7 +400,68 @@ final class PoolCore: @unchecked Sendable {
             seen = id
             if stopping.load(ordering: .sequentiallyConsistent) { return }
             work(job: id, lane: lane)
+            pullNextRead(lane: lane, job: id) { current.load(ordering: .relaxed) == id }
         }
+    }
+
+    func beginPulls() { threadDepth += 1 }
+
+    /// Ends the calling thread's scope; the outermost stops every lane's pulls (see `pullsOn`).
+    func endPulls() {
+        threadDepth -= 1
+        guard threadDepth == 0 else { return }
+        lockPulls()
+        pullsOn.store(false, ordering: .sequentiallyConsistent)
+        while pullingLanes.load(ordering: .sequentiallyConsistent) > 0 {}
+        for lane in 0..<laneCount { publishNextRead(nil, lane: lane, job: -1) }
+        pullLock.store(false, ordering: .releasing)
+    }
+
+    private func lockPulls() {
+        while !pullLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {}
+    }
+
+    /// Sets lane's next read for job `id` (nil: none); called before the job is published.
+    private func publishNextRead(_ region: UnsafeRawBufferPointer?, lane: Int, job id: Int) {
+        let r = nextReads + lane
+        r.pointee.job.store(-1, ordering: .relaxed)
+        atomicMemoryFence(ordering: .releasing)   // -1 is seen before any of the new region
+        guard let region, let start = region.baseAddress, region.count > 0 else { return }
+        r.pointee.start.store(UInt(bitPattern: start), ordering: .relaxed)
+        r.pointee.bytes.store(min(region.count, WorkerPool.pullBytes), ordering: .relaxed)
+        r.pointee.job.store(id, ordering: .releasing)
+    }
+
+    /// Reads one word of every cache line of lane's next read for job `id` (if it has one), 4 KB
+    /// at a time while `keepGoing()` and pulls are on. Loads, not prefetch hints: with prefetches
+    /// (which cannot fault) the same decode gained ~1% against ~1.5%. Four independent chains, so
+    /// that many lines are in flight.
+    private func pullNextRead(lane: Int, job id: Int, _ keepGoing: () -> Bool) {
+        let r = nextReads + lane
+        guard r.pointee.job.load(ordering: .acquiring) == id else { return }
+        pullingLanes.add(1, ordering: .sequentiallyConsistent)
+        defer { pullingLanes.subtract(1, ordering: .releasing) }
+        guard pullsOn.load(ordering: .sequentiallyConsistent) else { return }
+        let start = r.pointee.start.load(ordering: .relaxed), bytes = r.pointee.bytes.load(ordering: .relaxed)
+        atomicMemoryFence(ordering: .acquiring)
+        guard r.pointee.job.load(ordering: .relaxed) == id, let p = UnsafeRawPointer(bitPattern: start) else { return }
+        var a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0, d: UInt64 = 0
+        var page = 0
+        while page < bytes && keepGoing() && pullsOn.load(ordering: .relaxed) {
+            var line = page
+            let end = min(page + 4096, bytes)
+            while line + 256 <= end {
+                a ^= p.loadUnaligned(fromByteOffset: line, as: UInt64.self)
+                b ^= p.loadUnaligned(fromByteOffset: line + 64, as: UInt64.self)
+                c ^= p.loadUnaligned(fromByteOffset: line + 128, as: UInt64.self)
+                d ^= p.loadUnaligned(fromByteOffset: line + 192, as: UInt64.self)
+                line += 256
+            }
+            while line + 8 <= end { a ^= p.loadUnaligned(fromByteOffset: line, as: UInt64.self); line += 64 }
+            page = end
+        }
+        pullSinks[lane * 8] = a ^ b ^ c ^ d
+        pulled.add(min(page, bytes), ordering: .relaxed)
     }
 
     /// Sleeps until a job other than `seen` is current. Paired with the check of `sleepers` in

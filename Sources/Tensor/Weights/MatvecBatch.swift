@@ -58,6 +58,20 @@ public final class MatvecBatch: @unchecked Sendable {
         /// Gated: row blocks per matrix, and the first of its counters.
         var blocks = 0
         var firstBlock = 0
+
+        /// Piece `local` of this item (counted from its first): the products it runs and their
+        /// rows. A gated item's pieces are gate's row blocks, then up's; a transposed item's one
+        /// piece is all of it; a task's runs no product.
+        func piece(_ local: Int) -> (products: Range<Int>, rows: Range<Int>) {
+            switch kind {
+            case .task: return (first..<first, 0..<0)
+            case .transposed: return (first..<first + 1, 0..<rows)
+            case .rows, .gated:
+                let which = kind == .gated ? first + local / blocks : first
+                let lo = (kind == .gated ? local % blocks : local) * rowsPerPiece
+                return (which..<(kind == .gated ? which + 1 : first + count), lo..<min(rows, lo + rowsPerPiece))
+            }
+        }
     }
 
     private var items: [Item] = []
@@ -183,7 +197,9 @@ public final class MatvecBatch: @unchecked Sendable {
     public var byteCount: Double { products.reduce(0) { $0 + $1.view.byteCount } }
 
     /// Runs every product (`path: .reference` runs them one by one with the reference kernels).
-    public func run(path: KernelPath = .fast) {
+    /// With `next`, the job that runs after this one, lanes left without pieces pull what they
+    /// read first in it into their caches (`WorkerPool.run(chunks:_:then:)`).
+    public func run(path: KernelPath = .fast, then next: UpcomingJob? = nil) {
         guard !items.isEmpty else { return }
         if path == .reference {
             runReference()
@@ -194,11 +210,31 @@ public final class MatvecBatch: @unchecked Sendable {
         items.withUnsafeBufferPointer { items in
             products.withUnsafeBufferPointer { products in
                 tasks.withUnsafeBufferPointer {
-                    pool.run(chunks: pieceCount, Pieces(items: items, products: products, tasks: $0, blockCounters: blockCounters,
-                                                        warmUp: warmUp))
+                    let pieces = Pieces(items: items, products: products, tasks: $0, blockCounters: blockCounters, warmUp: warmUp)
+                    if let next { pool.run(chunks: pieceCount, pieces, then: next) } else { pool.run(chunks: pieceCount, pieces) }
                 }
             }
         }
+    }
+
+    /// Where lane `lane` of `lanes` starts reading weights when this batch runs: its first piece
+    /// that reads any (`WorkerPool.leadingChunk`, then on past task pieces), from that piece's
+    /// first row to the end of its matrix.
+    public func leadingRead(lane: Int, of lanes: Int) -> UnsafeRawBufferPointer? {
+        guard !items.isEmpty else { return nil }
+        if !planned { plan() }
+        guard var piece = WorkerPool.leadingChunk(lane: lane, of: lanes, chunks: pieceCount) else { return nil }
+        var i = 0
+        while piece < pieceCount {
+            while i + 1 < items.count && items[i + 1].firstPiece <= piece { i += 1 }
+            let (ps, rows) = items[i].piece(piece - items[i].firstPiece)
+            if let p = ps.first {
+                let view = products[p].view
+                return view.rows(rows.lowerBound..<view.rows).values
+            }
+            piece += 1
+        }
+        return nil
     }
 
     /// Cuts every item into pieces (a batch run again unchanged keeps them).
@@ -290,16 +326,9 @@ public final class MatvecBatch: @unchecked Sendable {
                 WeightKernels.matvecTransposed(products[first].view, x: products[first].x, y: products[first].y)
                 return
             }
-            var local = piece - items[i].firstPiece, which = first, last = first + count
-            if case .gated = items[i].kind {
-                // Gate's blocks, then up's: this piece is one block of one of them.
-                which = first + local / items[i].blocks
-                last = which + 1
-                local %= items[i].blocks
-            }
-            let lo = local * items[i].rowsPerPiece
-            let hi = min(items[i].rows, lo + items[i].rowsPerPiece)
-            for p in which ..< last {
+            let (ps, rows) = items[i].piece(piece - items[i].firstPiece)
+            let lo = rows.lowerBound, hi = rows.upperBound
+            for p in ps {
                 let y = products[p].y
                 WeightKernels.matvec(products[p].view, rows: lo..<hi, x: products[p].x, y: y, scratch: scratch)
                 if let b = products[p].bias { Kernels.add(y + lo, b + lo, count: hi - lo, out: y + lo) }
@@ -307,7 +336,8 @@ public final class MatvecBatch: @unchecked Sendable {
             if case .gated = items[i].kind {
                 // The block's second half to finish applies the activation (acquiring the other
                 // half's rows, releasing its own).
-                let finished = blockCounters[items[i].firstBlock + local].add(1, ordering: .acquiringAndReleasing).newValue
+                let block = (piece - items[i].firstPiece) % items[i].blocks
+                let finished = blockCounters[items[i].firstBlock + block].add(1, ordering: .acquiringAndReleasing).newValue
                 if finished == 2 {
                     let g = products[first].y + lo
                     Kernels.siluMul(g, products[first + 1].y + lo, count: hi - lo, out: g)

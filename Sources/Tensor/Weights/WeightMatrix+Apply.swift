@@ -18,8 +18,12 @@ extension WeightMatrix {
     /// - m > 16, other formats: panels of rows are decoded into a per-lane float32 tile that stays
     ///   in L2, and each tile goes through sgemm. Decoding costs ~1 op per weight against 2·m FLOPs
     ///   per weight of the product, so it disappears once m is large.
+    ///
+    /// With `next` (the job after this one), a batch-1 product's lanes pull what they read first
+    /// in it into their caches once they are out of rows (`WorkerPool.run(chunks:_:then:)`).
     public func apply(_ x: UnsafePointer<Float>, rows m: Int, ldx: Int? = nil,
-                      into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, path: KernelPath = .fast) {
+                      into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, path: KernelPath = .fast,
+                      then next: UpcomingJob? = nil) {
         let ldx = ldx ?? cols, ldy = ldy ?? rows
         guard m > 0, rows > 0 else { return }
         if path == .reference {
@@ -31,7 +35,7 @@ extension WeightMatrix {
             return
         }
         if m == 1 {
-            matvec(x, into: y)
+            matvec(x, into: y, then: next)
             return
         }
         if m <= WeightKernels.smallBatch {
@@ -76,11 +80,18 @@ extension WeightMatrix {
     /// y[rows] = W·x for one row x[cols], parallel over output rows when the matrix is large
     /// enough to pay for the hand-off (~64 KB of weights per chunk, rows in multiples of 4).
     @inline(__always)
-    func matvec(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+    func matvec(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, then next: UpcomingJob? = nil) {
         // One chunk runs on the calling thread, with lane 0's scratch (Q8_0 quantises x there).
-        let chunks = Self.matvecChunks(rows: rows, bytes: byteCount, lanes: WorkerPool.shared.laneCount)
-        let per = chunks <= 1 ? rows : ((rows + chunks - 1) / chunks + 3) & ~3
-        WorkerPool.shared.run(chunks: (rows + per - 1) / per, MatvecRows(w: view, x: x, y: y, per: per))
+        let per = Self.matvecRowsPerChunk(rows: rows, bytes: byteCount, lanes: WorkerPool.shared.laneCount)
+        let task = MatvecRows(w: view, x: x, y: y, per: per)
+        if let next { WorkerPool.shared.run(chunks: (rows + per - 1) / per, task, then: next) }
+        else { WorkerPool.shared.run(chunks: (rows + per - 1) / per, task) }
+    }
+
+    /// Rows per chunk of a batch-1 matvec (a multiple of 4; all rows when it is one chunk).
+    static func matvecRowsPerChunk(rows: Int, bytes: Double, lanes: Int) -> Int {
+        let chunks = matvecChunks(rows: rows, bytes: bytes, lanes: lanes)
+        return chunks <= 1 ? rows : ((rows + chunks - 1) / chunks + 3) & ~3
     }
 
     /// Chunk c: output rows [c·per, (c+1)·per).

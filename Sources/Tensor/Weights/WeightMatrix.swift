@@ -304,6 +304,16 @@ public struct WeightView: Sendable {
         return WeightView(rows: range.count, cols: cols, storage: s)
     }
 
+    /// The view's weights as one run of bytes (Q8_0: its values; the scales, 1/16 as many bytes,
+    /// are a run of their own).
+    public var values: UnsafeRawBufferPointer {
+        switch storage {
+        case let .f32(p): return UnsafeRawBufferPointer(start: p, count: rows * cols * 4)
+        case let .bf16(p), let .f16(p): return UnsafeRawBufferPointer(start: p, count: rows * cols * 2)
+        case let .q8_0(v, _): return UnsafeRawBufferPointer(start: v, count: rows * cols)
+        }
+    }
+
     /// Bytes a matvec streams: the whole view, once (Q8_0: values and scales).
     public var byteCount: Double { Double(rows * cols) * storage.format.bytesPerElement }
 }

@@ -18,9 +18,10 @@ extension FeedForwardWeights {
     ///
     /// FLOPs: 2·rows·hidden·I for each of gate, up and down; weights read once per call, which
     /// is why grouping the tokens of a step per expert raises an expert's arithmetic intensity.
+    /// `next`: the job after this block's last (see `UpcomingJob`).
     func forward(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, into out: UnsafeMutablePointer<Float>,
                  role: FeedForwardRole, layer: Int, expert: Int? = nil,
-                 workspace ws: Workspace, recorder rec: OpRecorder?) {
+                 workspace ws: Workspace, recorder rec: OpRecorder?, then next: UpcomingJob? = nil) {
         let inter = intermediateSize
         let g = ws.pointer(.gate, rows * inter), u = ws.pointer(.up, rows * inter)
         let names = role.names
@@ -35,7 +36,7 @@ extension FeedForwardWeights {
                 let batch = ws.matvecs
                 batch.removeAll()
                 batch.appendGated(gate: gate, up: up, x: x, out: g, upOut: u)
-                batch.run()
+                batch.run(then: .matvec(down.weight.view))
             }
         } else {
             rec.op(names.gateUp, layer: layer, expert: expert, kind: gate.kind(tokens: rows),
@@ -48,7 +49,7 @@ extension FeedForwardWeights {
             }
         }
         rec.op(names.down, layer: layer, expert: expert, kind: down.kind(tokens: rows), cost: down.cost(tokens: rows)) {
-            down.apply(g, rows: rows, into: out)
+            down.apply(g, rows: rows, into: out, then: next)
         }
     }
 }

@@ -26,11 +26,12 @@ public struct Linear: Sendable {
     /// The bias's floats, if any (for the matvec jobs, which add it in place).
     var biasPointer: UnsafePointer<Float>? { bias.map { UnsafePointer($0.pointer) } }
 
-    /// out[rows, outFeatures] = x[rows, inFeatures] · Wᵀ (+ b); `ldx`/`ldo` are row strides.
+    /// out[rows, outFeatures] = x[rows, inFeatures] · Wᵀ (+ b); `ldx`/`ldo` are row strides;
+    /// `next`: the job after this one (see `WeightMatrix.apply`).
     @inline(__always)
     public func apply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int? = nil,
-                      into out: UnsafeMutablePointer<Float>, ldo: Int? = nil) {
-        weight.apply(x, rows: rows, ldx: ldx ?? inFeatures, into: out, ldy: ldo ?? outFeatures)
+                      into out: UnsafeMutablePointer<Float>, ldo: Int? = nil, then next: UpcomingJob? = nil) {
+        weight.apply(x, rows: rows, ldx: ldx ?? inFeatures, into: out, ldy: ldo ?? outFeatures, then: next)
         addBias(to: out, rows: rows, ldo: ldo)
     }
 

@@ -62,7 +62,8 @@ struct MLA {
     /// rotary angles of every row's position, (N, dr/2).
     func forward(_ xn: UnsafePointer<Float>, rows N: Int, sequences: [SequenceSlice], absorbedRuns: [Range<Int>], order: AttentionOrder,
                  rope: RotaryEmbedding, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
-                 workspace ws: Workspace, recorder rec: OpRecorder?, out: UnsafeMutablePointer<Float>) {
+                 workspace ws: Workspace, recorder rec: OpRecorder?, out: UnsafeMutablePointer<Float>,
+                 then next: UpcomingJob? = nil) {
         let c = config, l = layer
         let H = c.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim
         let r = c.kvLoraRank, dqk = dn + dr, half = dr / 2
@@ -80,17 +81,21 @@ struct MLA {
         // norm runs on the caller.
         let rowInJob = fusedQKV && sequences.count == 1 && order.resolved(tokens: 1) == .absorbed
             && sequences[0].end <= LatentAttention.headSplitPositions
+        // With one row, each job names the one after it (`UpcomingJob`): lanes waiting for its
+        // last pieces, or for the caller's work between the two, pull their first bytes of it.
         if let qA = weights.qA, let qANorm = weights.qANorm, let qB = weights.qB {
             let qa = ws.pointer(.qA, N * qA.outFeatures)
+            // q_b's job with the new latent row as its task (see below), built before q_a's job names it.
+            let queryUp = rowInJob ? ws.prebuilt(.queryUp(layer: l), buffers: .init(qa, q)) { batch in
+                batch.append(qB, x: qa, y: q)
+                batch.appendTask(LatentRowWrite.task, context: ws.taskContext(LatentRowWrite.self))
+            } : nil
             if fusedQKV {
                 // One row: q_a_proj and kv_a_proj read the same xn, so one parallel job streams both.
                 let kv = weights.kvA
                 rec.fused(layer: l, parts: { [OpPart("q_a_proj", kind: .gemv, cost: qA.cost(tokens: 1)),
                                               OpPart("kv_a_proj", kind: .gemv, cost: kv.cost(tokens: 1))] }) {
-                    ws.prebuilt(.attentionInput(layer: l), buffers: .init(xn, qa, kvA)) { batch in
-                        batch.append(qA, x: xn, y: qa)
-                        batch.append(kv, x: xn, y: kvA)
-                    }.run()
+                    inputJob(xn, workspace: ws)?.run(then: queryUp.map { .batch($0) } ?? .matvec(qB.weight.view))
                 }
             } else {
                 rec.op("q_a_proj", layer: l, kind: qA.kind(tokens: N), cost: qA.cost(tokens: N)) {
@@ -107,19 +112,20 @@ struct MLA {
                 let seq = sequences[0]
                 rec.fused(layer: l, parts: { [OpPart("q_b_proj", kind: .gemv, cost: qB.cost(tokens: 1)),
                                               OpPart("kv_norm", kind: .elementwise, cost: Cost.rmsNorm(rows: 1, width: r))] }) {
-                    let write = ws.taskContext(LatentRowWrite.self)
-                    write.initialize(to: LatentRowWrite(source: kvA, row: seq.cache.row(layer: l, position: seq.start),
-                                                        norm: weights.kvANorm.pointer, rank: r, ropeDims: dr, cos: cos, sin: sin,
-                                                        layout: rope.layout))
-                    let job = ws.prebuilt(.queryUp(layer: l), buffers: .init(qa, q)) { batch in
-                        batch.append(qB, x: qa, y: q)
-                        batch.appendTask(LatentRowWrite.task, context: write)
-                    }
+                    ws.taskContext(LatentRowWrite.self)
+                        .initialize(to: LatentRowWrite(source: kvA, row: seq.cache.row(layer: l, position: seq.start),
+                                                       norm: weights.kvANorm.pointer, rank: r, ropeDims: dr, cos: cos, sin: sin,
+                                                       layout: rope.layout))
+                    let job = queryUp!
                     // Every lane asks for the rows attention reads next, which the step's weight
                     // stream has pushed out of the caches.
                     job.warmUp = (UnsafeRawPointer(seq.cache.row(layer: l, position: 0)),
                                   min(seq.end * (r + dr) * 4, LatentAttention.cachePrefetchBytes))
-                    job.run()
+                    // Attention's job (rowInJob: `LatentAttention.attend` with W_UK) starts with its
+                    // heads' rows of W_UK.
+                    let wUK = weights.wUK.matrix.view
+                    job.run(then: .attention(heads: H, positions: seq.end, rank: r, ropeDims: dr, weights: wUK,
+                                             weightRowsPerHead: wUK.rows / H))
                 }
             } else {
                 rec.op("q_b_proj", layer: l, kind: qB.kind(tokens: N), cost: qB.cost(tokens: N)) {
@@ -196,7 +202,19 @@ struct MLA {
         }
 
         rec.op("o_proj", layer: l, kind: weights.o.kind(tokens: N), cost: weights.o.cost(tokens: N)) {
-            weights.o.apply(attnOut, rows: N, into: out, ldo: d)
+            weights.o.apply(attnOut, rows: N, into: out, ldo: d, then: next)
+        }
+    }
+
+    /// One row's first job: q_a_proj and kv_a_proj, which read the same normed row, as one job
+    /// (nil without q_a_proj). The same every token (see `Workspace.prebuilt`), so the job before
+    /// this layer can name it (`UpcomingJob`).
+    func inputJob(_ xn: UnsafePointer<Float>, workspace ws: Workspace) -> MatvecBatch? {
+        guard let qA = weights.qA else { return nil }
+        let qa = ws.pointer(.qA, qA.outFeatures), kvA = ws.pointer(.kvA, config.kvLoraRank + config.qkRopeHeadDim)
+        return ws.prebuilt(.attentionInput(layer: layer), buffers: .init(xn, qa, kvA)) { batch in
+            batch.append(qA, x: xn, y: qa)
+            batch.append(weights.kvA, x: xn, y: kvA)
         }
     }
 
@@ -354,7 +372,8 @@ struct MLA {
                                            absorb: absorb.map { .init(weights: $0.matrix, transposed: $0.appliedTransposed,
                                                                       input: q + (s.row + t0) * H * dqk, inputStride: dqk,
                                                                       out: qLat + t0 * H * r) },
-                                           project: project.map { .init(weights: weights.wUV, outputsPerRow: c.vHeadDim, out: $0 + s.row * H * c.vHeadDim) })
+                                           project: project.map { .init(weights: weights.wUV, outputsPerRow: c.vHeadDim, out: $0 + s.row * H * c.vHeadDim) },
+                                           then: .matvec(weights.o.weight.view))
                 }
                 continue
             }

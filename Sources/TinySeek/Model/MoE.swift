@@ -40,11 +40,12 @@ struct MoE {
     let layer: Int
 
     /// out[T, hidden] = MoE(xn) for T tokens.
+    /// `next`: the step's job after this layer (one token only; see `forwardOneToken`).
     func forward(_ xn: UnsafePointer<Float>, tokens T: Int, execution: ExpertExecution,
                  routes: inout Routes, workspace ws: Workspace, recorder rec: OpRecorder?,
-                 expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>) {
+                 expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>, then next: UpcomingJob? = nil) {
         if execution == .grouped && T == 1 {
-            forwardOneToken(xn, routes: &routes, workspace: ws, recorder: rec, expertLoad: expertLoad, out: out)
+            forwardOneToken(xn, routes: &routes, workspace: ws, recorder: rec, expertLoad: expertLoad, out: out, then: next)
             return
         }
         let c = config, l = layer, d = c.hiddenSize
@@ -113,6 +114,19 @@ struct MoE {
         expertLoad?.record(layer: layer, experts: routes.experts, expertCount: e)
     }
 
+    /// The first job of one token's MoE (`forwardOneToken`): the router logits, and the shared
+    /// experts' gate and up with their activation. The same every token (see `Workspace.prebuilt`),
+    /// so the job before this layer can name it (`UpcomingJob`).
+    func inputJob(_ xn: UnsafePointer<Float>, workspace ws: Workspace) -> MatvecBatch {
+        let c = config, k = c.expertsPerToken, inter = c.expertIntermediateSize, si = weights.shared?.intermediateSize ?? 0
+        let logits = ws.pointer(.routerLogits, 3 * c.routedExperts)
+        let gs = ws.pointer(.gate, k * inter + si) + k * inter, us = ws.pointer(.up, k * inter + si) + k * inter
+        return ws.prebuilt(.moeInput(layer: layer), buffers: .init(xn, logits, gs, us)) { batch in
+            batch.append(Linear(weight: weights.router), x: xn, y: logits)
+            if let shared = weights.shared { batch.appendGated(gate: shared.gate, up: shared.up, x: xn, out: gs, upOut: us) }
+        }
+    }
+
     /// Decode: one token's MoE as three parallel jobs, each a `MatvecBatch` of matvecs that do
     /// not depend on each other, so the layer's weights stream with three hand-offs to the worker
     /// lanes instead of one per matrix; a SwiGLU's activation runs inside its gate/up job, block by
@@ -127,15 +141,20 @@ struct MoE {
     ///
     /// (Summing the down rows inside the pieces as well, each piece taking the same rows of all
     /// k + 1 down matrices, made that job stream a third slower: 7 short interleaved streams a lane.)
+    ///
+    /// Each job names the one after it (`UpcomingJob`), so lanes waiting for its last pieces, or
+    /// for the caller between two jobs, pull their first bytes of it: the down job's for the
+    /// experts' job, `next` (the step's job after this layer) for the down job. The router's job
+    /// names none: which experts follow depends on its output.
     private func forwardOneToken(_ xn: UnsafePointer<Float>, routes: inout Routes, workspace ws: Workspace,
-                                 recorder rec: OpRecorder?, expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>) {
-        let c = config, l = layer, d = c.hiddenSize, e = c.routedExperts
+                                 recorder rec: OpRecorder?, expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>,
+                                 then next: UpcomingJob?) {
+        let c = config, l = layer, d = c.hiddenSize, k = c.expertsPerToken
         let router = Linear(weight: weights.router), shared = weights.shared, names = FeedForwardRole.shared.names
-        let inter = c.expertIntermediateSize, si = shared?.intermediateSize ?? 0, k = c.expertsPerToken
-        let logits = ws.pointer(.routerLogits, 3 * e)
-        let g = ws.pointer(.gate, k * inter + si), u = ws.pointer(.up, k * inter + si), y = ws.pointer(.expertOut, (k + 1) * d)
-        let gs = g + k * inter, us = u + k * inter, ys = y + k * d   // the shared experts' rows
-        let batch = ws.matvecs
+        let inter = c.expertIntermediateSize, si = shared?.intermediateSize ?? 0
+        let (g, u, y) = (ws.pointer(.gate, k * inter + si), ws.pointer(.up, k * inter + si), ws.pointer(.expertOut, (k + 1) * d))
+        let gs = g + k * inter, ys = y + k * d   // the shared experts' rows
+        let logits = ws.pointer(.routerLogits, 3 * c.routedExperts)
         let act = { (n: Int) in Cost.elementwise(elements: n, inputs: 2, flopsPerElement: 5) }
 
         rec.fused(layer: l, parts: {
@@ -143,15 +162,11 @@ struct MoE {
                 + (shared.map { [OpPart(names.gateUp, kind: .gemv, cost: $0.gate.cost(tokens: 1) + $0.up.cost(tokens: 1)),
                                  OpPart(names.act, kind: .elementwise, cost: act(si))] } ?? [])
         }) {
-            // The same every token (see `Workspace.prebuilt`).
-            ws.prebuilt(.moeInput(layer: l), buffers: .init(xn, logits, gs, us)) { batch in
-                batch.append(router, x: xn, y: logits)
-                if let shared { batch.appendGated(gate: shared.gate, up: shared.up, x: xn, out: gs, upOut: us) }
-            }.run()
+            inputJob(xn, workspace: ws).run()
         }
         selectRoutes(logits: logits, tokens: 1, routes: &routes, recorder: rec, expertLoad: expertLoad)
 
-        let slots = routes.experts.count
+        let slots = routes.experts.count, (batch, down) = (ws.matvecs, ws.nextMatvecs)
         func expert(_ s: Int) -> FeedForwardWeights { weights.experts[Int(routes.experts[s])] }
         func routed(_ s: Int) -> RoutedExpert { weights.routed[Int(routes.experts[s])] }
         rec.fused(layer: l, parts: {
@@ -161,6 +176,12 @@ struct MoE {
                  OpPart("expert_act", kind: .elementwise, expert: Int(routes.experts[s]), cost: act(inter))]
             } + (shared.map { [OpPart(names.down, kind: .gemv, cost: $0.down.cost(tokens: 1))] } ?? [])
         }) {
+            // The down job is built first, so that this one can name it.
+            down.removeAll()
+            for s in 0..<slots {
+                let w = routed(s)
+                down.append(w.down, x: g + s * inter, y: y + s * d, bias: w.downBias)
+            }
             batch.removeAll()
             for s in 0..<slots {
                 let w = routed(s)
@@ -168,16 +189,11 @@ struct MoE {
                                   gateBias: w.gateBias, upBias: w.upBias)
             }
             if let shared { batch.append(shared.down, x: gs, y: ys) }
-            batch.run()
+            batch.run(then: .batch(down))
         }
         rec.split("expert_down", layer: l, kind: .gemv, parts: slots, expert: { Int(routes.experts[$0]) },
                   cost: { expert($0).down.cost(tokens: 1) }) {
-            batch.removeAll()
-            for s in 0..<slots {
-                let w = routed(s)
-                batch.append(w.down, x: g + s * inter, y: y + s * d, bias: w.downBias)
-            }
-            batch.run()
+            down.run(then: next)
         }
         out.update(repeating: 0, count: d)
         rec.split("expert_combine", layer: l, kind: .elementwise, parts: slots, expert: { Int(routes.experts[$0]) },

@@ -86,6 +86,17 @@ public final class Model: @unchecked Sendable {
     func forward(batch: [(tokens: [Int], cache: LatentCache)], options: ForwardOptions,
                  workspace ws: Workspace, routes: inout Routes, recorder rec: OpRecorder?,
                  expertLoad: ExpertLoadRecorder? = nil, hiddenStates: inout [[Float]]) -> Tensor {
+        // Jobs name the job after them (`UpcomingJob`) from inside this scope only: the lanes'
+        // pulls of their weights end before it returns.
+        WorkerPool.shared.withPulls {
+            step(batch: batch, options: options, workspace: ws, routes: &routes, recorder: rec, expertLoad: expertLoad,
+                 hiddenStates: &hiddenStates)
+        }
+    }
+
+    private func step(batch: [(tokens: [Int], cache: LatentCache)], options: ForwardOptions,
+                      workspace ws: Workspace, routes: inout Routes, recorder rec: OpRecorder?,
+                      expertLoad: ExpertLoadRecorder?, hiddenStates: inout [[Float]]) -> Tensor {
         let c = config, d = c.hiddenSize
         var moeConfig = c
         if let k = options.expertsPerToken { moeConfig.numExpertsPerTok = k }
@@ -115,13 +126,26 @@ public final class Model: @unchecked Sendable {
             }
         }
 
+        // One row: each layer's last job names the job after it, the next layer's first or the LM
+        // head, and attention's last names the MoE's first (`UpcomingJob`: lanes left waiting
+        // pull their first bytes of it).
+        let layerCount = weights.layers.count
+        func firstJob(ofLayer l: Int) -> UpcomingJob? {
+            guard N == 1 else { return nil }
+            guard l < layerCount else { return .matvec(weights.lmHead.weight.view) }
+            return MLA(config: c, weights: weights.layers[l].attention, layer: l).inputJob(xn, workspace: ws).map { .batch($0) }
+        }
         for (l, layer) in weights.layers.enumerated() {
             rec.op("attn_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: d)) {
                 for t in 0..<N { Kernels.rmsNorm(x + t * d, weight: layer.inputNorm.pointer, eps: c.eps, count: d, out: xn + t * d) }
             }
+            var mlpJob: UpcomingJob?
+            if N == 1, options.experts == .grouped, case let .moe(moe) = layer.mlp {
+                mlpJob = .batch(MoE(config: moeConfig, weights: moe, layer: l).inputJob(xn, workspace: ws))
+            }
             MLA(config: c, weights: layer.attention, layer: l)
                 .forward(xn, rows: N, sequences: sequences, absorbedRuns: absorbedRuns, order: options.attention, rope: rope,
-                         cos: cos, sin: sin, workspace: ws, recorder: rec, out: delta)
+                         cos: cos, sin: sin, workspace: ws, recorder: rec, out: delta, then: mlpJob)
             rec.op("attn_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: N * d)) {
                 Kernels.add(x, delta, count: N * d, out: x)
             }
@@ -130,11 +154,12 @@ public final class Model: @unchecked Sendable {
             }
             switch layer.mlp {
             case let .dense(ffn):
-                ffn.forward(xn, rows: N, ldx: d, into: delta, role: .dense, layer: l, workspace: ws, recorder: rec)
+                ffn.forward(xn, rows: N, ldx: d, into: delta, role: .dense, layer: l, workspace: ws, recorder: rec,
+                            then: firstJob(ofLayer: l + 1))
             case let .moe(moe):
                 MoE(config: moeConfig, weights: moe, layer: l)
                     .forward(xn, tokens: N, execution: options.experts, routes: &routes, workspace: ws, recorder: rec,
-                             expertLoad: expertLoad, out: delta)
+                             expertLoad: expertLoad, out: delta, then: firstJob(ofLayer: l + 1))
             }
             rec.op("mlp_residual", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: N * d)) {
                 Kernels.add(x, delta, count: N * d, out: x)
@@ -156,7 +181,8 @@ public final class Model: @unchecked Sendable {
         }
         let logits = ws.matrix(.logits, rows: outRows, cols: c.vocabSize)
         rec.op("lm_head", layer: nil, kind: weights.lmHead.kind(tokens: outRows), cost: weights.lmHead.cost(tokens: outRows)) {
-            weights.lmHead.apply(xn, rows: outRows, into: logits.pointer)
+            // ...and the LM head names the next step's first job, in case it has one row again.
+            weights.lmHead.apply(xn, rows: outRows, into: logits.pointer, then: outRows == 1 ? firstJob(ofLayer: 0) : nil)
         }
         return logits
     }

@@ -31,6 +31,9 @@ public final class Workspace: @unchecked Sendable {
     /// Independent batch-1 products of one step run as one parallel job (a token's experts, or
     /// whole linear layers with their biases: see the `Linear` extension of `MatvecBatch`).
     public let matvecs = MatvecBatch()
+    /// A second batch, for the job after `matvecs`' when it is built before that one runs (so
+    /// that the first can name it: `UpcomingJob`).
+    public let nextMatvecs = MatvecBatch()
     /// The step's sequences and the runs of rows that take the absorbed MLA order, rebuilt each
     /// step in place (capacity kept), so planning a decode step allocates nothing.
     var slices: [SequenceSlice] = []
