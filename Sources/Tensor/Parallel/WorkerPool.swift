@@ -82,8 +82,11 @@ public final class WorkerPool: @unchecked Sendable {
     /// for every lane to stop pulling before it returns. The memory a job names as the next one's
     /// must stay valid until then: a worker may still be reading it after that job's `run` has
     /// returned, while the caller prepares the next job. Outside such a scope `then` is ignored.
-    /// (A decode step is one: `Model.forward`. Without the wait, a worker pulling the first bytes
-    /// of the next token's first job read a model's weights after they were unmapped.)
+    /// Scopes belong to the calling thread (several threads may run models on one pool), and the
+    /// end of a thread's outermost scope stops every lane's pulls, whoever named them.
+    /// (A decode step is one: `Model.forward`. With one scope count for all threads, a scope
+    /// ended without waiting while another thread's was open, and a lane read a model's weights
+    /// after they were unmapped.)
     public func withPulls<R>(_ body: () throws -> R) rethrows -> R {
         core.beginPulls()
         defer { core.endPulls() }
