@@ -207,8 +207,8 @@ struct MLA {
     }
 
     /// One row's first job: q_a_proj and kv_a_proj, which read the same normed row, as one job
-    /// (nil without q_a_proj). The same every token (see `Workspace.prebuilt`), so the job before
-    /// this layer can name it (`UpcomingJob`).
+    /// (nil without q_a_proj). The same every token (see `Workspace.prebuilt`), so once built the
+    /// job before this layer can name it (`Workspace.builtJob`, `UpcomingJob`).
     func inputJob(_ xn: UnsafePointer<Float>, workspace ws: Workspace) -> MatvecBatch? {
         guard let qA = weights.qA else { return nil }
         let qa = ws.pointer(.qA, qA.outFeatures), kvA = ws.pointer(.kvA, config.kvLoraRank + config.qkRopeHeadDim)

@@ -116,7 +116,7 @@ struct MoE {
 
     /// The first job of one token's MoE (`forwardOneToken`): the router logits, and the shared
     /// experts' gate and up with their activation. The same every token (see `Workspace.prebuilt`),
-    /// so the job before this layer can name it (`UpcomingJob`).
+    /// so once built the job before it can name it (`Workspace.builtJob`, `UpcomingJob`).
     func inputJob(_ xn: UnsafePointer<Float>, workspace ws: Workspace) -> MatvecBatch {
         let c = config, k = c.expertsPerToken, inter = c.expertIntermediateSize, si = weights.shared?.intermediateSize ?? 0
         let logits = ws.pointer(.routerLogits, 3 * c.routedExperts)

@@ -128,21 +128,18 @@ public final class Model: @unchecked Sendable {
 
         // One row: each layer's last job names the job after it, the next layer's first or the LM
         // head, and attention's last names the MoE's first (`UpcomingJob`: lanes left waiting
-        // pull their first bytes of it).
+        // pull their first bytes of it), once a step has built those (`Workspace.builtJob`).
         let layerCount = weights.layers.count
         func firstJob(ofLayer l: Int) -> UpcomingJob? {
             guard N == 1 else { return nil }
             guard l < layerCount else { return .matvec(weights.lmHead.weight.view) }
-            return MLA(config: c, weights: weights.layers[l].attention, layer: l).inputJob(xn, workspace: ws).map { .batch($0) }
+            return ws.builtJob(.attentionInput(layer: l)).map { .batch($0) }
         }
         for (l, layer) in weights.layers.enumerated() {
             rec.op("attn_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: d)) {
                 for t in 0..<N { Kernels.rmsNorm(x + t * d, weight: layer.inputNorm.pointer, eps: c.eps, count: d, out: xn + t * d) }
             }
-            var mlpJob: UpcomingJob?
-            if N == 1, options.experts == .grouped, case let .moe(moe) = layer.mlp {
-                mlpJob = .batch(MoE(config: moeConfig, weights: moe, layer: l).inputJob(xn, workspace: ws))
-            }
+            let mlpJob = N == 1 && options.experts == .grouped ? ws.builtJob(.moeInput(layer: l)).map { UpcomingJob.batch($0) } : nil
             MLA(config: c, weights: layer.attention, layer: l)
                 .forward(xn, rows: N, sequences: sequences, absorbedRuns: absorbedRuns, order: options.attention, rope: rope,
                          cos: cos, sin: sin, workspace: ws, recorder: rec, out: delta, then: mlpJob)

@@ -153,6 +153,13 @@ public final class Workspace: @unchecked Sendable {
         return batch
     }
 
+    /// Prebuilt job `job` as a step last built it, if one has: for naming it as the job after
+    /// another (`UpcomingJob`), which needs only its weights, the same whatever its buffers.
+    func builtJob(_ job: PrebuiltJob) -> MatvecBatch? {
+        let i = job.index
+        return i < prebuiltBatches.count ? prebuiltBatches[i]?.batch : nil
+    }
+
     private var prebuiltBatches: [(batch: MatvecBatch, buffers: JobBuffers)?] = []
 
     /// Total floats currently held, for memory reports.
