@@ -40,6 +40,17 @@ import Testing
         #expect((b?.outsideJobsSeconds ?? -1) >= 0 && (b?.outsideJobsSeconds ?? 1) < (b?.stepSeconds ?? 0))
     }
 
+    @Test("breakdown skips a job whose record was never completed (the pool stopped recording mid-job)")
+    func incompleteRecord() throws {
+        let t = PoolTimeline(capacity: 8, lanes: 2)
+        t.markStep(start: 0, end: 1000)
+        t.record(submitted: 100, laneDone: [350, 400], ended: 400)
+        t.record(submitted: 500, laneDone: [600, 0], ended: 0)         // never ended
+        let b = try #require(t.breakdown())
+        #expect(b.jobsPerStep == 1)
+        #expect(abs(b.outsideJobsSeconds - 700e-9) < 1e-15)
+    }
+
     @Test("breakdown: time outside jobs and lane-time waiting, per step, from given times")
     func breakdownArithmetic() throws {
         let t = PoolTimeline(capacity: 8, lanes: 2)

@@ -46,6 +46,7 @@ public final class PoolTimeline: @unchecked Sendable {
     func beginJob() -> Int {
         guard count < capacity else { dropped += 1; return -1 }
         submitted[count] = Self.now()
+        ended[count] = 0
         for r in 0..<lanes { laneDone[count * lanes + r] = 0 }
         count += 1
         return count - 1
@@ -93,6 +94,8 @@ public final class PoolTimeline: @unchecked Sendable {
             while i < count && submitted[i] < step.start { i += 1 }
             while i < count && ended[i] <= step.end {
                 let (s, e) = (submitted[i], ended[i])
+                // A record never completed (0: its pool stopped recording mid-job) counts as no job.
+                guard e >= s else { i += 1; continue }
                 jobs += 1
                 inJobs += Double(e - s)
                 // Lane-time inside the job after a lane ran out (a lane that ran nothing waited all of it).

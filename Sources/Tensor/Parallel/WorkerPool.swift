@@ -191,6 +191,9 @@ final class PoolCore: @unchecked Sendable {
     /// not recorded). Both are written before a job is published and read by lanes after a claim.
     var timeline: PoolTimeline?
     private var timelineSlot = -1
+    /// The timeline the current job is recorded in: `timeline` as the job began (another thread
+    /// may set `timeline` while this one's job runs; its record must still be completed).
+    private var jobTimeline: PoolTimeline?
     /// Per lane, what it pulls once it has no chunks of the current job left: the next job's
     /// leading read. Written by the caller before it publishes a job, read by a worker that may
     /// still be pulling when the caller writes the next job's, so a seqlock: `job` is -1 while
@@ -290,7 +293,8 @@ final class PoolCore: @unchecked Sendable {
             invoke = { raw, chunk, scratch in raw.assumingMemoryBound(to: Task.self).pointee(chunk, scratch) }
             jobID = (jobID + 1) & Self.idMask
             let id = jobID
-            timelineSlot = timeline?.beginJob() ?? -1
+            jobTimeline = timeline
+            timelineSlot = jobTimeline?.beginJob() ?? -1
             completed.store(0, ordering: .relaxed)
             // (A region left from an earlier job of the scope has that job's id: never this one's.)
             let pulls = next != nil && threadDepth > 0
@@ -316,7 +320,8 @@ final class PoolCore: @unchecked Sendable {
             work(job: id, lane: 0)
             if pulls { pullNextRead(lane: 0, job: id) { completed.load(ordering: .acquiring) < chunks } }
             while completed.load(ordering: .acquiring) < chunks {}
-            if timelineSlot >= 0 { timeline?.endJob(timelineSlot) }
+            if timelineSlot >= 0 { jobTimeline?.endJob(timelineSlot) }
+            jobTimeline = nil
             self.task = nil
         }
         owned.store(false, ordering: .releasing)
@@ -346,7 +351,7 @@ final class PoolCore: @unchecked Sendable {
             while let chunk = claimBack(job: id, range: r) { runChunk(chunk, lane: lane); done += 1 }
         }
         if done > 0 {
-            if timelineSlot >= 0 { timeline?.laneFinished(timelineSlot, lane: lane) }
+            if timelineSlot >= 0 { jobTimeline?.laneFinished(timelineSlot, lane: lane) }
             completed.add(done, ordering: .releasing)
         }
     }
