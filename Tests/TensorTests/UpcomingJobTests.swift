@@ -47,6 +47,22 @@ struct UpcomingJobTests {
         #expect(batch.leadingRead(lane: 1, of: 2)?.count == 64 * 4096)
     }
 
+    @Test("a partly known job names only the lanes whose first piece reads the known matrix")
+    func partlyKnownLeadingReads() {
+        // Placeholder, known, placeholder, each 64 × 1024 F32 (four pieces): twelve pieces, lane 1
+        // of two starts at piece 6, the known matrix's third piece (row 32); lane 0 on a placeholder.
+        let placeholder = zeros(rows: 64, cols: 1024), known = zeros(rows: 64, cols: 1024)
+        let x = Tensor(zeros: [1024]), y = Tensor(zeros: [192])
+        let layout = MatvecBatch(pool: WorkerPool(lanes: 2))
+        layout.append(placeholder, x: x.pointer, y: y.pointer)
+        layout.append(known, x: x.pointer, y: y.pointer + 64)
+        layout.append(placeholder, x: x.pointer, y: y.pointer + 128)
+        let job = UpcomingJob.partly(layout: layout, known: known.view)
+        #expect(job.leadingRead(lane: 0, of: 2) == nil)
+        #expect(job.leadingRead(lane: 1, of: 2)?.baseAddress == address(known, row: 32))
+        #expect(job.leadingRead(lane: 1, of: 2)?.count == 32 * 4096)
+    }
+
     @Test("a matvec names the rows WeightMatrix.apply gives each lane first; a lane with none, nothing")
     func matvecLeadingReads() {
         // 256 × 1024 F32 (1 MB): 16 chunks of 16 rows, lane 1 of two from chunk 8 (row 128).

@@ -11,10 +11,20 @@ public enum UpcomingJob: LeadingReads {
     /// read their rows of `weights`, `weightRowsPerHead` rows a head.
     case attention(heads: Int, positions: Int, rank: Int, ropeDims: Int, weights: WeightView, weightRowsPerHead: Int)
 
+    /// A job laid out like `layout`, of which only `known`'s weights are known yet (`layout` has
+    /// placeholders of the same shapes for the rest): a lane whose first piece reads `known` is
+    /// named it, the others nothing. (The MoE's experts' job before routing: the shared experts'
+    /// down is known, the routed experts are not.)
+    case partly(layout: MatvecBatch, known: WeightView)
+
     public func leadingRead(lane: Int, of lanes: Int) -> UnsafeRawBufferPointer? {
         switch self {
         case let .batch(batch):
             return batch.leadingRead(lane: lane, of: lanes)
+        case let .partly(layout, known):
+            guard let read = layout.leadingRead(lane: lane, of: lanes), let start = read.baseAddress,
+                  let k = known.values.baseAddress, start >= k, start < k + known.values.count else { return nil }
+            return read
         case let .matvec(w):
             let per = WeightMatrix.matvecRowsPerChunk(rows: w.rows, bytes: w.byteCount, lanes: lanes)
             guard let chunk = WorkerPool.leadingChunk(lane: lane, of: lanes, chunks: (w.rows + per - 1) / per) else { return nil }

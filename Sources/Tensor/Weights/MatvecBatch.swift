@@ -317,7 +317,7 @@ public final class MatvecBatch: @unchecked Sendable {
             // Items are few (tens): find this piece's item by a linear scan from the end.
             var i = items.count - 1
             while items[i].firstPiece > piece { i -= 1 }
-            let first = items[i].first, count = items[i].count
+            let first = items[i].first
             if case .task = items[i].kind {
                 tasks[first].work(tasks[first].context)
                 return

@@ -103,14 +103,16 @@ public final class Workspace: @unchecked Sendable {
         case valueAbsorb(layer: Int)      // W_UV,h per head
         case moeInput(layer: Int)         // the router and the shared experts' gate and up
         case queryUp(layer: Int)          // q_b_proj, with the new latent-cache row as a task
+        case expertsLayout(layer: Int)    // the experts' job laid out before routing (never run)
 
         var index: Int {
             switch self {
-            case let .attentionInput(l): return 5 * l
-            case let .queryAbsorb(l): return 5 * l + 1
-            case let .valueAbsorb(l): return 5 * l + 2
-            case let .moeInput(l): return 5 * l + 3
-            case let .queryUp(l): return 5 * l + 4
+            case let .attentionInput(l): return 6 * l
+            case let .queryAbsorb(l): return 6 * l + 1
+            case let .valueAbsorb(l): return 6 * l + 2
+            case let .moeInput(l): return 6 * l + 3
+            case let .queryUp(l): return 6 * l + 4
+            case let .expertsLayout(l): return 6 * l + 5
             }
         }
     }
