@@ -108,7 +108,7 @@ struct MLA {
                     Kernels.rmsNorm(row, weight: qANorm.pointer, eps: Self.latentNormEps, count: qA.outFeatures, out: row)
                 }
             }
-            if rowInJob {
+            if let job = queryUp {   // rowInJob
                 let seq = sequences[0]
                 rec.fused(layer: l, parts: { [OpPart("q_b_proj", kind: .gemv, cost: qB.cost(tokens: 1)),
                                               OpPart("kv_norm", kind: .elementwise, cost: Cost.rmsNorm(rows: 1, width: r))] }) {
@@ -116,7 +116,6 @@ struct MLA {
                         .initialize(to: LatentRowWrite(source: kvA, row: seq.cache.row(layer: l, position: seq.start),
                                                        norm: weights.kvANorm.pointer, rank: r, ropeDims: dr, cos: cos, sin: sin,
                                                        layout: rope.layout))
-                    let job = queryUp!
                     // Every lane asks for the rows attention reads next, which the step's weight
                     // stream has pushed out of the caches.
                     job.warmUp = (UnsafeRawPointer(seq.cache.row(layer: l, position: 0)),
@@ -373,7 +372,8 @@ struct MLA {
                                                                       input: q + (s.row + t0) * H * dqk, inputStride: dqk,
                                                                       out: qLat + t0 * H * r) },
                                            project: project.map { .init(weights: weights.wUV, outputsPerRow: c.vHeadDim, out: $0 + s.row * H * c.vHeadDim) },
-                                           then: .matvec(weights.o.weight.view))
+                                           // With `project` (one row: rowInJob), o_proj's matvec is next.
+                                           then: project == nil ? nil : .matvec(weights.o.weight.view))
                 }
                 continue
             }
