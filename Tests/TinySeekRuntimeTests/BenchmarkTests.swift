@@ -51,6 +51,10 @@ import TinySeek
         #expect(breakdown.stepSeconds > 0 && breakdown.outsideJobsSeconds >= 0
                 && breakdown.outsideJobsSeconds <= breakdown.stepSeconds + 1e-12)
         #expect(report.table().contains("lanes    tg4 (an extra untimed run of 4 steps)"))
+        // ...and how much the lanes pulled of the next jobs while waiting (the toy model's jobs
+        // are mostly one piece, and other tests share the pool: only its presence is checked).
+        #expect((lanes?["pulled_bytes_per_step"] as? Double).map { $0 >= 0 } == true)
+        #expect(report.table().contains("lanes pulled"))
     }
 
     /// `--batch 1,2`: a tgN@B result for B sequences decoded together, with the same fields.

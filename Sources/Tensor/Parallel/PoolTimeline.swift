@@ -125,6 +125,9 @@ public struct LaneBreakdown: Codable, Sendable, Equatable {
     public let outsideJobsSeconds: Double
     /// Lane-seconds inside jobs after a lane ran out of chunks, summed over lanes.
     public let laneWaitingSeconds: Double
+    /// Bytes the lanes pulled into their caches per step, the next jobs' first bytes, while they
+    /// waited (`WorkerPool.run(chunks:_:then:)`; the timeline does not see them: set by its user).
+    public var pulledBytesPerStep: Double?
 
     /// Share of the lanes' time (lanes × step) idle: lanes − 1 of them outside jobs, plus the waits.
     public var idleShare: Double {
@@ -138,5 +141,6 @@ public struct LaneBreakdown: Codable, Sendable, Equatable {
         case stepSeconds = "step_seconds"
         case outsideJobsSeconds = "outside_jobs_seconds"
         case laneWaitingSeconds = "lane_waiting_seconds"
+        case pulledBytesPerStep = "pulled_bytes_per_step"
     }
 }

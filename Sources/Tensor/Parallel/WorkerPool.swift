@@ -93,8 +93,8 @@ public final class WorkerPool: @unchecked Sendable {
         return try body()
     }
 
-    /// Bytes the lanes have pulled so far (`run(chunks:_:then:)`), for tests.
-    var pulledBytes: Int { core.pulledBytes }
+    /// Bytes the lanes have pulled so far (`run(chunks:_:then:)`), from any thread's jobs.
+    public var pulledBytes: Int { core.pulledBytes }
 
     /// The first chunk of lane `lane`'s range in a job of `chunks` chunks on `lanes` lanes: lane r
     /// starts at r·chunks/lanes (the caller, lane 0, has the first range; see `PoolCore`).
@@ -223,7 +223,7 @@ final class PoolCore: @unchecked Sendable {
         get { Int(bitPattern: pthread_getspecific(depthKey)) }
         set { pthread_setspecific(depthKey, UnsafeRawPointer(bitPattern: newValue)) }
     }
-    /// Bytes pulled so far, all lanes (for tests).
+    /// Bytes pulled so far, all lanes.
     private let pulled = Atomic<Int>(0)
     var pulledBytes: Int { pulled.load(ordering: .relaxed) }
     private var mutex = pthread_mutex_t()

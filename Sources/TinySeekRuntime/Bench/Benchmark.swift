@@ -149,8 +149,11 @@ public enum Benchmark {
                 // Where a step's time goes between the lanes: one more run, untimed, with the
                 // pool's timeline recording (four clock reads a job).
                 let timeline = PoolTimeline(capacity: 512 * o.decodeTokens, lanes: WorkerPool.shared.laneCount)
+                // Pulls per step: the one-token prompt is a step like the decode steps.
+                let pulled = WorkerPool.shared.pulledBytes
                 try decode(session, prompt: [prompt[0]], steps: o.decodeTokens, timeline: timeline)
                 decodeLanes = timeline.breakdown()
+                decodeLanes?.pulledBytesPerStep = Double(WorkerPool.shared.pulledBytes - pulled) / Double(o.decodeTokens + 1)
             }
             for b in batched {
                 // B sequences decoded together: every step is one BatchExecutor step over B rows,

@@ -355,5 +355,8 @@ public struct BenchmarkReport: Codable, Sendable {
                       test as NSString, l.steps, l.jobsPerStep, l.lanes, l.stepSeconds * 1e3,
                       l.outsideJobsSeconds * 1e3, l.outsideJobsSeconds / step * 100, l.laneWaitingSeconds * 1e3,
                       l.idleShare * 100)
+            + (l.pulledBytesPerStep.map {
+                String(format: "; while waiting, lanes pulled %.2f MB a token of the next jobs' first bytes into their caches", $0 / 1e6)
+            } ?? "")
     }
 }
