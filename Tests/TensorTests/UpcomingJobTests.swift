@@ -17,6 +17,20 @@ private func address(_ w: WeightMatrix, row: Int) -> UnsafeRawPointer {
     UnsafeRawPointer(w.view.values.baseAddress! + row * w.cols * 4)
 }
 
+/// A 2-lane batch of `matrices` (each y = W·x, never run: these tests look at where its lanes start).
+private func batch(of matrices: [WeightMatrix]) -> MatvecBatch {
+    let batch = MatvecBatch(pool: WorkerPool(lanes: 2))
+    var row = 0
+    for w in matrices {
+        batch.append(w, x: scratchX.pointer, y: scratchY.pointer + row)
+        row += w.rows
+    }
+    return batch
+}
+
+/// Inputs and outputs for `batch(of:)` (1024 columns, up to 1024 rows in all).
+private let scratchX = Tensor(zeros: [1024]), scratchY = Tensor(zeros: [1024])
+
 @Suite("UpcomingJob")
 struct UpcomingJobTests {
     @Test("a MatvecBatch names each lane's first piece that reads weights, to the end of its matrix")
@@ -24,12 +38,9 @@ struct UpcomingJobTests {
         // Two 64×1024 F32 matrices (256 KB: four pieces of 16 rows each) after a task piece: nine
         // pieces, lane 0 of two has pieces 0..<4 (the task first), lane 1 pieces 4..<9.
         let a = zeros(rows: 64, cols: 1024), b = zeros(rows: 64, cols: 1024)
-        let x = Tensor(zeros: [1024]), y = Tensor(zeros: [128])
-        let batch = MatvecBatch(pool: WorkerPool(lanes: 2))
-        batch.append(a, x: x.pointer, y: y.pointer)
-        batch.append(b, x: x.pointer, y: y.pointer + 64)
+        let batch = batch(of: [a, b])
         let noop: MatvecBatch.SideTask = { _ in }
-        batch.appendTask(noop, context: UnsafeRawPointer(x.pointer))
+        batch.appendTask(noop, context: UnsafeRawPointer(scratchX.pointer))
 
         let lane0 = batch.leadingRead(lane: 0, of: 2), lane1 = batch.leadingRead(lane: 1, of: 2)
         #expect(lane0?.baseAddress == address(a, row: 0) && lane0?.count == 64 * 4096)
@@ -41,7 +52,7 @@ struct UpcomingJobTests {
         let gate = zeros(rows: 64, cols: 1024), up = zeros(rows: 64, cols: 1024)
         let g = Tensor(zeros: [64]), u = Tensor(zeros: [64])
         batch.removeAll()
-        batch.appendGated(gate: gate, up: up, x: x.pointer, out: g.pointer, upOut: u.pointer)
+        batch.appendGated(gate: gate, up: up, x: scratchX.pointer, out: g.pointer, upOut: u.pointer)
         #expect(batch.leadingRead(lane: 0, of: 2)?.baseAddress == address(gate, row: 0))
         #expect(batch.leadingRead(lane: 1, of: 2)?.baseAddress == address(up, row: 0))
         #expect(batch.leadingRead(lane: 1, of: 2)?.count == 64 * 4096)
@@ -52,12 +63,7 @@ struct UpcomingJobTests {
         // Placeholder, known, placeholder, each 64 × 1024 F32 (four pieces): twelve pieces, lane 1
         // of two starts at piece 6, the known matrix's third piece (row 32); lane 0 on a placeholder.
         let placeholder = zeros(rows: 64, cols: 1024), known = zeros(rows: 64, cols: 1024)
-        let x = Tensor(zeros: [1024]), y = Tensor(zeros: [192])
-        let layout = MatvecBatch(pool: WorkerPool(lanes: 2))
-        layout.append(placeholder, x: x.pointer, y: y.pointer)
-        layout.append(known, x: x.pointer, y: y.pointer + 64)
-        layout.append(placeholder, x: x.pointer, y: y.pointer + 128)
-        let job = UpcomingJob.partly(layout: layout, known: known.view)
+        let job = UpcomingJob.partly(layout: batch(of: [placeholder, known, placeholder]), known: known.view)
         #expect(job.leadingRead(lane: 0, of: 2) == nil)
         #expect(job.leadingRead(lane: 1, of: 2)?.baseAddress == address(known, row: 32))
         #expect(job.leadingRead(lane: 1, of: 2)?.count == 32 * 4096)
