@@ -33,9 +33,17 @@ extension FeedForwardWeights {
                 [OpPart(names.gateUp, kind: .gemv, expert: expert, cost: gate.cost(tokens: 1) + up.cost(tokens: 1)),
                  OpPart(names.act, kind: .elementwise, expert: expert, cost: act)]
             }) {
-                let batch = ws.matvecs
-                batch.removeAll()
-                batch.appendGated(gate: gate, up: up, x: x, out: g, upOut: u)
+                // A dense layer's is the same every token: prebuilt, so the job before can name it.
+                let batch: MatvecBatch
+                if role == .dense {
+                    batch = ws.prebuilt(.denseInput(layer: layer), buffers: .init(x, g, u)) {
+                        $0.appendGated(gate: gate, up: up, x: x, out: g, upOut: u)
+                    }
+                } else {
+                    batch = ws.matvecs
+                    batch.removeAll()
+                    batch.appendGated(gate: gate, up: up, x: x, out: g, upOut: u)
+                }
                 batch.run(then: .matvec(down.weight.view))
             }
         } else {

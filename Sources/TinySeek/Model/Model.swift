@@ -139,7 +139,13 @@ public final class Model: @unchecked Sendable {
             rec.op("attn_norm", layer: l, kind: .elementwise, cost: Cost.rmsNorm(rows: N, width: d)) {
                 for t in 0..<N { Kernels.rmsNorm(x + t * d, weight: layer.inputNorm.pointer, eps: c.eps, count: d, out: xn + t * d) }
             }
-            let mlpJob = N == 1 && options.experts == .grouped ? ws.builtJob(.moeInput(layer: l)).map { UpcomingJob.batch($0) } : nil
+            var mlpJob: UpcomingJob?
+            if N == 1 {
+                switch layer.mlp {
+                case .dense: mlpJob = ws.builtJob(.denseInput(layer: l)).map { .batch($0) }
+                case .moe: mlpJob = options.experts == .grouped ? ws.builtJob(.moeInput(layer: l)).map { .batch($0) } : nil
+                }
+            }
             MLA(config: c, weights: layer.attention, layer: l)
                 .forward(xn, rows: N, sequences: sequences, absorbedRuns: absorbedRuns, order: options.attention, rope: rope,
                          cos: cos, sin: sin, workspace: ws, recorder: rec, out: delta, then: mlpJob)

@@ -104,15 +104,17 @@ public final class Workspace: @unchecked Sendable {
         case moeInput(layer: Int)         // the router and the shared experts' gate and up
         case queryUp(layer: Int)          // q_b_proj, with the new latent-cache row as a task
         case expertsLayout(layer: Int)    // the experts' job laid out before routing (never run)
+        case denseInput(layer: Int)       // a dense FFN's gate and up with their activation
 
         var index: Int {
             switch self {
-            case let .attentionInput(l): return 6 * l
-            case let .queryAbsorb(l): return 6 * l + 1
-            case let .valueAbsorb(l): return 6 * l + 2
-            case let .moeInput(l): return 6 * l + 3
-            case let .queryUp(l): return 6 * l + 4
-            case let .expertsLayout(l): return 6 * l + 5
+            case let .attentionInput(l): return 7 * l
+            case let .queryAbsorb(l): return 7 * l + 1
+            case let .valueAbsorb(l): return 7 * l + 2
+            case let .moeInput(l): return 7 * l + 3
+            case let .queryUp(l): return 7 * l + 4
+            case let .expertsLayout(l): return 7 * l + 5
+            case let .denseInput(l): return 7 * l + 6
             }
         }
     }
