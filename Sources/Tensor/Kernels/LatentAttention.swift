@@ -75,7 +75,7 @@ public enum LatentAttention {
                          scores: scores, context: context,
                          absorb: absorb.map { ($0.weights.view, $0.transposed, $0.input, $0.inputStride, $0.out) },
                          project: project.map { ($0.weights.view, $0.outputsPerRow, $0.out) })
-        if let next { pool.run(chunks: (rows + per - 1) / per, task, then: next) } else { pool.run(chunks: (rows + per - 1) / per, task) }
+        pool.run(chunks: (rows + per - 1) / per, task, then: next)
     }
 
     /// Query rows per group of `attend`'s job (its chunks): groups of four rows (the score

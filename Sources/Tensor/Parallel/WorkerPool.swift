@@ -72,9 +72,9 @@ public final class WorkerPool: @unchecked Sendable {
     /// `run`, telling the lanes what the job after this one reads first: a lane with no chunks of
     /// this job left pulls its share of `next` into its cache until the next job starts (a worker)
     /// or this one ends (the caller), so waiting for the last chunks and for the caller's serial
-    /// work between the jobs becomes streaming. See `pullBytes`.
+    /// work between the jobs becomes streaming (nil: the plain `run`). See `pullBytes`.
     @inline(__always)
-    public func run<Task: PoolTask, Next: LeadingReads>(chunks: Int, _ task: Task, then next: Next) {
+    public func run<Task: PoolTask, Next: LeadingReads>(chunks: Int, _ task: Task, then next: Next?) {
         core.run(chunks: chunks, task, then: next)
     }
 

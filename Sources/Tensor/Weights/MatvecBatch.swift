@@ -211,7 +211,7 @@ public final class MatvecBatch: @unchecked Sendable {
             products.withUnsafeBufferPointer { products in
                 tasks.withUnsafeBufferPointer {
                     let pieces = Pieces(items: items, products: products, tasks: $0, blockCounters: blockCounters, warmUp: warmUp)
-                    if let next { pool.run(chunks: pieceCount, pieces, then: next) } else { pool.run(chunks: pieceCount, pieces) }
+                    pool.run(chunks: pieceCount, pieces, then: next)
                 }
             }
         }

@@ -83,9 +83,7 @@ extension WeightMatrix {
     func matvec(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, then next: UpcomingJob? = nil) {
         // One chunk runs on the calling thread, with lane 0's scratch (Q8_0 quantises x there).
         let per = Self.matvecRowsPerChunk(rows: rows, bytes: byteCount, lanes: WorkerPool.shared.laneCount)
-        let task = MatvecRows(w: view, x: x, y: y, per: per)
-        if let next { WorkerPool.shared.run(chunks: (rows + per - 1) / per, task, then: next) }
-        else { WorkerPool.shared.run(chunks: (rows + per - 1) / per, task) }
+        WorkerPool.shared.run(chunks: (rows + per - 1) / per, MatvecRows(w: view, x: x, y: y, per: per), then: next)
     }
 
     /// Rows per chunk of a batch-1 matvec (a multiple of 4; all rows when it is one chunk).

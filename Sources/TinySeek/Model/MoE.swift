@@ -182,16 +182,14 @@ struct MoE {
                 + (shared.map { [OpPart(names.gateUp, kind: .gemv, cost: $0.gate.cost(tokens: 1) + $0.up.cost(tokens: 1)),
                                  OpPart(names.act, kind: .elementwise, cost: act(si))] } ?? [])
         }) {
-            if let shared {
-                // Before routing only the experts' job's shared down is known: the job as laid out
-                // with every slot's expert a placeholder says which lanes start on it.
-                let layout = ws.prebuilt(.expertsLayout(layer: l), buffers: .init(xn, g, u, y)) { batch in
+            // Before routing only the experts' job's shared down is known: the job as laid out
+            // with every slot's expert a placeholder says which lanes start on it.
+            let experts = shared.map { shared in
+                UpcomingJob.partly(layout: ws.prebuilt(.expertsLayout(layer: l), buffers: .init(xn, g, u, y)) { batch in
                     appendExperts(to: batch, slots: k, x: xn, gate: g, up: u, out: y) { _ in weights.routed[0] }
-                }
-                inputJob(xn, workspace: ws).run(then: .partly(layout: layout, known: shared.down.weight.view))
-            } else {
-                inputJob(xn, workspace: ws).run()
+                }, known: shared.down.weight.view)
             }
+            inputJob(xn, workspace: ws).run(then: experts)
         }
         selectRoutes(logits: logits, tokens: 1, routes: &routes, recorder: rec, expertLoad: expertLoad)
 
