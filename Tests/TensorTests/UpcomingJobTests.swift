@@ -171,6 +171,9 @@ struct UpcomingJobTests {
                         let region = UnsafeRawBufferPointer(start: m, count: bytes)
                         pool.withPulls {
                             pool.run(chunks: 2, Nothing(), then: SecondLane(region: region))
+                            // Time for the worker to pull (so the test cannot pass without any
+                            // pull, as it could on a busy machine when the scope ended at once).
+                            usleep(200)
                             pool.run(chunks: 2, Nothing(), then: SecondLane(region: region))
                         }
                         munmap(m, bytes)
@@ -178,6 +181,6 @@ struct UpcomingJobTests {
                 }
             }
         }
-        #expect(pool.pulledBytes > 0)
+        #expect(pool.pulledBytes > 0, "no lane pulled: the scopes' ends were never raced")
     }
 }
