@@ -27,6 +27,10 @@ public struct BenchmarkResult: Codable, Sendable {
     /// The runs the fraction is over: those whose roof held steady around them (tg: the probe's
     /// bursts before and after agreed, see `Benchmark.steadyBurstRatio`), or all if none did.
     public let steadyRuns: [Int]
+    /// False when no run's roof held steady, so the fraction is over runs whose roof moved while
+    /// they ran: on a busy machine that can read far from what the run saw (even above 100%), and
+    /// the table says so rather than print the number as if it were sound.
+    public let roofHeld: Bool
     /// Mean over `steadyRuns` of each run's fraction of its roof. pp: FLOPs per token × tokens/s ÷
     /// sgemm FLOP/s. tg: bytes per token × tokens/s ÷ read bandwidth.
     public let rooflineFraction: Double
@@ -44,7 +48,8 @@ public struct BenchmarkResult: Codable, Sendable {
             return String(format: "%.1f GFLOP/token of %.1f GFLOP/s sgemm", flopsPerToken / 1e9, meanRoof)
         case .decode:
             return String(format: "%.1f MB/token of %.1f GB/s read", (bytesPerToken ?? 0) / 1e6, meanRoof)
-                + (steadyRuns.count < samples.count ? ", \(steadyRuns.count)/\(samples.count) runs" : "")
+                + (!roofHeld ? ", roof moved in every run: unreliable"
+                    : steadyRuns.count < samples.count ? ", \(steadyRuns.count)/\(samples.count) runs" : "")
         }
     }
 
@@ -66,6 +71,7 @@ public struct BenchmarkResult: Codable, Sendable {
         let runs = Array(0..<min(rates.count, roofs.count))
         let held = runs.filter { steady?[$0] ?? true }
         steadyRuns = held.isEmpty ? runs : held
+        roofHeld = !held.isEmpty
         let fractions = steadyRuns.map { roofs[$0] > 0 ? work * rates[$0] / (roofs[$0] * 1e9) : 0 }
         rooflineFraction = fractions.reduce(0, +) / Double(max(fractions.count, 1))
     }
@@ -73,6 +79,7 @@ public struct BenchmarkResult: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case test, kind, tokens, batch, samples, stddev, roofs
         case steadyRuns = "steady_runs"
+        case roofHeld = "roof_held"
         case tokensPerSecond = "tokens_per_second"
         case rooflineFraction = "roofline_fraction"
         case flopsPerToken = "flops_per_token"
