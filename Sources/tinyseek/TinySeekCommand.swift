@@ -1,4 +1,5 @@
 import ArgumentParser
+import Tensor
 
 @main
 struct TinySeekCommand: AsyncParsableCommand {
@@ -13,4 +14,11 @@ struct TinySeekCommand: AsyncParsableCommand {
             Generate.self, Logits.self, Inspect.self, Profile.self, Analyze.self, Bench.self, Quantize.self, Calibrate.self,
         ]
     )
+
+    /// Relaunches first if OpenBLAS fell back to its generic kernels on this CPU (see
+    /// `BLAS.relaunchWithBetterCore`), then parses and runs the command.
+    static func main() async {
+        BLAS.relaunchWithBetterCore()
+        await main(nil)
+    }
 }

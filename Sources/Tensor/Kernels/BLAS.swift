@@ -1,4 +1,8 @@
 import COpenBLAS
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the OpenBLAS behind `Kernels.gemm` runs with, for reports and calibration.
 public enum BLAS {
@@ -11,6 +15,45 @@ public enum BLAS {
     public static var coreName: String {
         guard let name = openblas_get_corename() else { return "unknown" }
         return String(cString: name)
+    }
+
+    /// OpenBLAS's generic x86-64 kernels (SSE3), what its runtime detection falls back to for a CPU
+    /// model it does not know: Debian 12's 0.3.21 does so on Intel family 6 model 207 (Emerald
+    /// Rapids), where its sgemm then ran at ~50 GFLOP/s on two cores against ~150 with its Haswell
+    /// kernels and ~270 with SkylakeX.
+    public static let genericCore = "Prescott"
+
+    /// The kernel family to ask for instead when OpenBLAS fell back to `genericCore` on a CPU with
+    /// AVX2 and FMA (the one its detection gives such a CPU when it knows the model), or nil: it
+    /// did not fall back, the CPU has no AVX2, or OPENBLAS_CORETYPE already chose.
+    public static func betterCore(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        guard environment["OPENBLAS_CORETYPE"] == nil, coreName == genericCore,
+              let better = tinyseek_openblas_core_for_isa() else { return nil }
+        return String(cString: better)
+    }
+
+    /// Set by `relaunchWithBetterCore` to the family OpenBLAS had picked, so reports can say so.
+    public static let detectedCoreVariable = "TINYSEEK_OPENBLAS_DETECTED_CORE"
+
+    /// Why the kernels are what they are, for reports: "Haswell" or, after a relaunch,
+    /// "SkylakeX (OPENBLAS_CORETYPE set by tinyseek: OpenBLAS detected Prescott)".
+    public static var coreDescription: String {
+        guard let detected = ProcessInfo.processInfo.environment[detectedCoreVariable] else { return coreName }
+        return "\(coreName) (OPENBLAS_CORETYPE set by tinyseek: OpenBLAS detected \(detected))"
+    }
+
+    /// OpenBLAS reads OPENBLAS_CORETYPE only when it loads, before `main`; so when `betterCore()`
+    /// names a family, this sets the variable and replaces the process with a fresh copy of its
+    /// executable (same arguments), which then loads OpenBLAS with it. A no-op otherwise, and if
+    /// the exec fails (the generic kernels are slow, not wrong). For command-line entry points.
+    public static func relaunchWithBetterCore() {
+        guard let core = betterCore() else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        setenv(detectedCoreVariable, coreName, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // Still here: the exec failed; carry on with the generic kernels.
+        unsetenv("OPENBLAS_CORETYPE")
+        unsetenv(detectedCoreVariable)
     }
 
     /// Makes every sgemm run on the thread that calls it. TinySeek parallelises with its own

@@ -108,6 +108,9 @@ public struct BenchmarkMachine: Codable, Sendable {
     public let calibration: MachineProfile
     /// Worker-pool lanes (threads) the engine ran on; OpenBLAS runs one thread per call.
     public let lanes: Int
+    /// The OpenBLAS kernel family behind sgemm (`BLAS.coreDescription`): the prefill roof is its
+    /// speed, ~3x apart between the generic kernels and AVX2 ones on this machine.
+    public let sgemmKernels: String
 
     init(calibration: MachineProfile, gemmProbes: [Double], readProbes: [Double], oneLaneRead: Double? = nil,
          kernelRead: (gbps: Double, ofProbe: Double)? = nil, lanes: Int) {
@@ -121,6 +124,7 @@ public struct BenchmarkMachine: Codable, Sendable {
         matvecOfRoof = kernelRead?.ofProbe
         self.calibration = calibration
         self.lanes = lanes
+        sgemmKernels = BLAS.coreDescription
     }
 
     enum CodingKeys: String, CodingKey {
@@ -131,6 +135,7 @@ public struct BenchmarkMachine: Codable, Sendable {
         case oneLaneBandwidthGBps = "one_lane_bandwidth_gbps"
         case matvecBandwidthGBps = "matvec_bandwidth_gbps"
         case matvecOfRoof = "matvec_of_roof"
+        case sgemmKernels = "sgemm_kernels"
         case calibration, lanes
     }
 }
@@ -303,8 +308,9 @@ public struct BenchmarkReport: Codable, Sendable {
                          + "next load maps it in 2 MB pages (a few % faster decode), or use --no-mmap")
         }
         lines += [
-            String(format: "machine  sgemm %.1f GFLOP/s (best of 3 before each pp run), read %.1f GB/s (streamed before and after each decode run; each test's own mean in its row)",
-                   machine.gemmGFLOPS, machine.bandwidthGBps)
+            String(format: "machine  sgemm %.1f GFLOP/s (OpenBLAS ", machine.gemmGFLOPS) + machine.sgemmKernels
+                + String(format: " kernels, best of 3 before each pp run), read %.1f GB/s (streamed before and after each decode run; each test's own mean in its row)",
+                         machine.bandwidthGBps)
                 + (machine.oneLaneBandwidthGBps.map { String(format: ", %.1f GB/s on one lane alone", $0) } ?? "")
                 + (machine.matvecBandwidthGBps.map { gbps in
                     String(format: ", %.1f GB/s through the F32 matvec kernel in the same bursts (%.1f%% of the probe beside it)",

@@ -49,7 +49,7 @@ public enum Calibration {
         let llc = lastLevelCacheBytes
         let llcText = llc.map { " with a \(mebibytes($0)) last-level cache" } ?? ""
         let lanes = WorkerPool.shared.laneCount
-        progress("\(cpu), \(threads) threads\(llcText); sgemm: OpenBLAS \(BLAS.coreName) kernels, one thread per call, "
+        progress("\(cpu), \(threads) threads\(llcText); sgemm: OpenBLAS \(BLAS.coreDescription) kernels, one thread per call, "
                  + "split over \(lanes) worker-pool lanes")
         if lanes < threads {
             progress("note: the worker pool has \(lanes) of \(threads) cores (TINYSEEK_THREADS?); GEMM is not all-core")
