@@ -6,6 +6,7 @@
 #ifndef TINYSEEK_KERNEL_SUPPORT_H
 #define TINYSEEK_KERNEL_SUPPORT_H
 
+#include <cpuid.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -123,5 +124,12 @@ static inline __attribute__((always_inline)) tinyseek_float8 tinyseek_hsum8x8(
          + __builtin_shufflevector(lo, hi, 4, 5, 6, 7, 12, 13, 14, 15);
 }
 #undef TINYSEEK_HADD
+
+// 1 when CPUID's vendor string is "GenuineIntel" (for `StreamPrefetch`'s default).
+static inline int tinyseek_cpu_is_intel(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    return b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;  // "Genu" "ineI" "ntel"
+}
 
 #endif

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Tensor
 
 @main
@@ -15,9 +16,15 @@ struct TinySeekCommand: AsyncParsableCommand {
         ]
     )
 
-    /// Relaunches first if OpenBLAS fell back to its generic kernels on this CPU (see
-    /// `BLAS.relaunchWithBetterCore`), then parses and runs the command.
+    /// Refuses environment settings it would ignore (`EnvironmentSettings`), relaunches if
+    /// OpenBLAS fell back to its generic kernels on this CPU (`BLAS.relaunchWithBetterCore`),
+    /// then parses and runs the command.
     static func main() async {
+        do {
+            try EnvironmentSettings.validate(ProcessInfo.processInfo.environment)
+        } catch {
+            exit(withError: error)
+        }
         BLAS.relaunchWithBetterCore()
         await main(nil)
     }

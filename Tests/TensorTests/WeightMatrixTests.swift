@@ -327,6 +327,59 @@ struct WeightMatrixTests {
         }
     }
 
+    @Test("the float matvec gives the same bits whichever way it prefetches, on whole matrices and row ranges",
+          arguments: [WeightFormat.f32, .bf16, .f16])
+    func matvecPrefetchPolicies(format: WeightFormat) {
+        var rng = SplitMix64(seed: 31)
+        let scratch = Scratch()
+        for (rows, cols) in [(16, 64), (64, 256), (130, 515), (512, 1024), (40, 2816)] {
+            let w = randomMatrix(format, rows: rows, cols: cols, rng: &rng)
+            let x = rng.floats(cols)
+            var ref = [Float](repeating: 0, count: rows)
+            w.apply(x, rows: 1, ldx: cols, into: &ref, ldy: rows, path: .reference)
+            // The whole matrix, and rows in the middle (the line prefetches stop at the matrix's end).
+            for range in [0..<rows, rows / 4 ..< rows / 2 + 1] {
+                var outs: [[Float]] = []
+                for policy in StreamPrefetch.allCases {
+                    var y = [Float](repeating: .nan, count: rows)
+                    x.withUnsafeBufferPointer { xp in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            WeightKernels.matvec(w.view, rows: range, x: xp.baseAddress!, y: yp.baseAddress!,
+                                                 scratch: scratch, prefetch: policy)
+                        }
+                    }
+                    outs.append(Array(y[range]))
+                }
+                #expect(outs[0].map(\.bitPattern) == outs[1].map(\.bitPattern), "\(format) [\(rows), \(cols)] rows \(range)")
+                let diff = zip(outs[1], ref[range]).map { abs($0 - $1) }.max() ?? .nan
+                #expect(diff <= 1e-4 * Float(cols).squareRoot(), "\(format) [\(rows), \(cols)]: max |fast − reference| = \(diff)")
+            }
+        }
+    }
+
+    @Test("the read probes' stream sums exactly what a plain loop sums, whichever way it prefetches")
+    func streamSumPolicies() {
+        let n = 1 << 20
+        let values = (0..<n).map { Float($0 % 17) }   // small integers: every order of summation is exact
+        let expected = values.reduce(0, +)
+        values.withUnsafeBufferPointer { p in
+            for policy in StreamPrefetch.allCases {
+                #expect(Kernels.streamSum(p.baseAddress!, 0..<n, prefetch: policy) == expected, "\(policy)")
+                #expect(Kernels.streamSum(p.baseAddress!, 5..<(n - 3), prefetch: policy)
+                        == values[5..<(n - 3)].reduce(0, +), "\(policy), an unaligned range")
+            }
+        }
+    }
+
+    @Test("TINYSEEK_PREFETCH chooses the prefetch policy; by default every line on Intel, a page ahead elsewhere")
+    func prefetchPolicyChoice() {
+        #expect(StreamPrefetch.choose(environment: [:], intel: true) == .everyLine)
+        #expect(StreamPrefetch.choose(environment: [:], intel: false) == .pageAhead)
+        #expect(StreamPrefetch.choose(environment: ["TINYSEEK_PREFETCH": "page"], intel: true) == .pageAhead)
+        #expect(StreamPrefetch.choose(environment: ["TINYSEEK_PREFETCH": "line"], intel: false) == .everyLine)
+        #expect(StreamPrefetch.choose(environment: ["TINYSEEK_PREFETCH": "sometimes"], intel: false) == .pageAhead)
+    }
+
     @Test("the float matvec prefetches once per page of its stream, whatever the row length")
     func pagePrefetches() {
         /// The page boundaries the kernel prefetches ahead of, over `rows` rows of `rowBytes`

@@ -1,3 +1,4 @@
+import CKernelSupport
 import COpenBLAS
 import Foundation
 
@@ -124,6 +125,42 @@ public enum Kernels {
     /// after a layer's weights have streamed through). No reference twin: it computes nothing.
     public static func prefetch(_ p: UnsafeRawPointer, bytes: Int) {
         WeightKernels.prefetch(p, bytes: bytes)
+    }
+
+    /// Σ p[range]: the read probes' stream (calibration's read bandwidth, bench's decode roof).
+    /// Four independent SIMD8 accumulators (32 floats a step) so the adds wait on memory, not on
+    /// each other's latency, and prefetching as the float matvec does (`StreamPrefetch`), so the
+    /// roof is this machine's rate for the kernels' way of streaming. A probe, not arithmetic: no
+    /// reference twin.
+    public static func streamSum(_ p: UnsafePointer<Float>, _ range: Range<Int>,
+                                 prefetch: StreamPrefetch = .current) -> Float {
+        switch prefetch {
+        case .everyLine: streamSum(p, range, everyLine: true)
+        case .pageAhead: streamSum(p, range, everyLine: false)
+        }
+    }
+
+    @inline(never)
+    private static func streamSum(_ p: UnsafePointer<Float>, _ range: Range<Int>, everyLine: Bool) -> Float {
+        var s0 = V8(), s1 = V8(), s2 = V8(), s3 = V8()
+        var i = range.lowerBound
+        let end = range.upperBound
+        let lineEnd = UInt(bitPattern: p + end) &- UInt(StreamPrefetch.lineAheadBytes)
+        let pageEnd = UInt(bitPattern: p + end) &- UInt(StreamPrefetch.pageAheadBytes)
+        while i + 32 <= end {
+            if everyLine {
+                WeightKernels.prefetchLinesAhead(p + i, bytes: 128, below: lineEnd)
+            } else {
+                // The page the step starts, if it starts one (as the matvec does at page boundaries).
+                let a = UInt(bitPattern: p + i)
+                if a & 4095 < 128, a < pageEnd { tinyseek_prefetch_l2(UnsafeRawPointer(p + i) + StreamPrefetch.pageAheadBytes) }
+            }
+            s0 += load8(p + i); s1 += load8(p + i + 8); s2 += load8(p + i + 16); s3 += load8(p + i + 24)
+            i += 32
+        }
+        var s = ((s0 + s1) + (s2 + s3)).sum()
+        while i < end { s += p[i]; i += 1 }
+        return s
     }
 
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> Float {

@@ -43,9 +43,12 @@ public final class WorkerPool: @unchecked Sendable {
         return WorkerPool(lanes: defaultLaneCount)
     }()
 
+    /// The environment variable that sets the shared pool's lanes.
+    public static let threadsVariable = "TINYSEEK_THREADS"
+
     /// `TINYSEEK_THREADS`, else the active processor count.
     public static var defaultLaneCount: Int {
-        if let text = ProcessInfo.processInfo.environment["TINYSEEK_THREADS"], let n = Int(text), n >= 1 { return n }
+        if let text = ProcessInfo.processInfo.environment[threadsVariable], let n = Int(text), n >= 1 { return n }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }
 

@@ -21,8 +21,6 @@ enum WeightKernels {
 
     /// Minimum prefetch distance in bytes.
     static let prefetchBytes = 8192
-    /// How far ahead the float matvec touches each next page (see `matvec`).
-    static let pageAheadBytes = 16384
     /// Passes of four rows the transposed product prefetches ahead.
     static let transposedAhead = 4
 
@@ -41,12 +39,14 @@ enum WeightKernels {
 
     /// y[j] = Σ_k W[j, k]·x[k] for j in `rows` (y is indexed by j, not j − rows.lowerBound).
     /// Runs inside a pool job: Q8_0 keeps x quantised in the lane's `scratch` for the job.
+    /// The float formats prefetch as `prefetch` says (the process's policy; tests try both).
     static func matvec(_ w: WeightView, rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                       scratch: Scratch) {
+                       scratch: Scratch, prefetch: StreamPrefetch = .current) {
+        let everyLine = prefetch == .everyLine
         switch w.storage {
-        case let .f32(p): matvec(F32Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y)
-        case let .bf16(p): matvec(BF16Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y)
-        case let .f16(p): matvec(F16Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y)
+        case let .f32(p): matvec(F32Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y, everyLine: everyLine)
+        case let .bf16(p): matvec(BF16Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y, everyLine: everyLine)
+        case let .f16(p): matvec(F16Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y, everyLine: everyLine)
         case let .q8_0(v, s):
             let (xq, xd) = scratch.quantized(x, blocks: w.cols / Q8_0.blockSize)
             matvecQ8(values: v, scales: s, cols: w.cols, rows: rows, x: x, xq: xq, xd: xd, y: y)
@@ -71,33 +71,41 @@ enum WeightKernels {
     /// between rows saves nothing when the loop waits on memory. Q8_0 keeps four rows and software
     /// prefetch: its widening costs more instructions per byte, and there one stream was 15% slower.
     ///
-    /// One software prefetch per 4 KB page, `pageAheadBytes` ahead of the row being read: the
-    /// hardware prefetchers stop at page boundaries, so each new page of the stream otherwise
-    /// starts with a TLB walk and demand misses. Touching one line of the page 16 KB early gets
-    /// both out of the way (interleaved A/B runs of the benchmark model's F32 decode: 94% → 97% of
-    /// the read roof at 30 GB/s free; a prefetch of every line, as Q8_0 does, lost 10–20%).
-    /// *Per page*, not per row: a row shorter than a page (the experts' down, 1 KB in F32 and 512
-    /// bytes in 16 bits; q_b's 1.5 KB) used to issue one for each row, several a page, and in the
-    /// VM's fast state that stream read at 0.93 of a plain sum against 1.00 with one a page (a C
-    /// loop of this kernel over scattered 1 MB matrices of 1 KB rows, 1612 interleaved rounds at
-    /// ~55-65 GB/s on two lanes; 1.01 and 1.03 at ~33). So a row prefetches for each page boundary
-    /// it crosses (or starts on).
+    /// Prefetching follows `StreamPrefetch` (`everyLine` or not). `pageAhead`: one software prefetch per 4 KB
+    /// page, 16 KB ahead of the row being read: the hardware prefetchers stop at page boundaries,
+    /// so each new page of the stream otherwise starts with a TLB walk and demand misses. Touching
+    /// one line of the page 16 KB early gets both out of the way (interleaved A/B runs of the
+    /// benchmark model's F32 decode on Zen 4: 94% → 97% of the read roof at 30 GB/s free; a
+    /// prefetch of every line, as Q8_0 does, lost 10–20% there). *Per page*, not per row: a row
+    /// shorter than a page (the experts' down, 1 KB in F32 and 512 bytes in 16 bits; q_b's
+    /// 1.5 KB) used to issue one for each row, several a page, and in the VM's fast state that
+    /// stream read at 0.93 of a plain sum against 1.00 with one a page (a C loop of this kernel
+    /// over scattered 1 MB matrices of 1 KB rows, 1612 interleaved rounds at ~55-65 GB/s on two
+    /// lanes; 1.01 and 1.03 at ~33). So a row prefetches for each page boundary it crosses (or
+    /// starts on). `everyLine`: each step of 32 weights prefetches its lines 4 KB ahead, which on
+    /// an Intel Xeon, where a core alone streams far less than the memory can, kept more misses
+    /// in flight (F32 decode +15-20%; see `StreamPrefetch`).
+    /// Neither reaches past the matrix: a view (one head's W_UV inside kv_b_proj) would otherwise
+    /// pull in the rows after it that nobody reads, 25% more traffic for 64 KB views.
     @inline(__always)
     static func matvec<L: Lanes>(_: L.Type, _ w: UnsafePointer<L.Element>, cols: Int, rows: Range<Int>, matrixRows: Int,
-                                 x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+                                 x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, everyLine: Bool) {
         let k32 = cols & ~31
         let rowBytes = UInt(cols * MemoryLayout<L.Element>.stride)
-        // Not past the matrix: a view (one head's W_UV inside kv_b_proj) would otherwise pull in
-        // 16 KB of the rows after it that nobody reads, 25% more traffic for 64 KB views.
-        let end = UInt(bitPattern: w + matrixRows * cols) &- UInt(pageAheadBytes)
+        let matrixEnd = UInt(bitPattern: w + matrixRows * cols)
+        let pageEnd = matrixEnd &- UInt(StreamPrefetch.pageAheadBytes)
+        let lineEnd = matrixEnd &- UInt(StreamPrefetch.lineAheadBytes)
         for j in rows {
             let r = w + j * cols
             var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
             var p = 0
-            forEachPageBoundary(from: UInt(bitPattern: r), bytes: rowBytes, below: end) { boundary in
-                tinyseek_prefetch_l2(UnsafeRawPointer(bitPattern: boundary + UInt(pageAheadBytes)))  // a hint: never faults
+            if !everyLine {
+                forEachPageBoundary(from: UInt(bitPattern: r), bytes: rowBytes, below: pageEnd) { boundary in
+                    tinyseek_prefetch_l2(UnsafeRawPointer(bitPattern: boundary + UInt(StreamPrefetch.pageAheadBytes)))
+                }
             }
             while p < k32 {
+                if everyLine { prefetchLinesAhead(r + p, bytes: 32 * MemoryLayout<L.Element>.stride, below: lineEnd) }
                 a0.addProduct(L.decode8(r + p), load8(x + p))
                 a1.addProduct(L.decode8(r + p + 8), load8(x + p + 8))
                 a2.addProduct(L.decode8(r + p + 16), load8(x + p + 16))
@@ -108,6 +116,19 @@ enum WeightKernels {
             var s = ((a0 + a1) + (a2 + a3)).sum()
             while p < cols { s += L.scalar(r[p]) * x[p]; p += 1 }
             y[j] = s
+        }
+    }
+
+    /// `StreamPrefetch.everyLine`'s step: prefetches into L2 the lines of [p, p + bytes) moved
+    /// `lineAheadBytes` on, unless p is at or past `limit` (the matrix's end minus that distance).
+    /// A hint: never faults.
+    @inline(__always)
+    static func prefetchLinesAhead(_ p: UnsafeRawPointer, bytes: Int, below limit: UInt) {
+        guard UInt(bitPattern: p) < limit else { return }
+        var o = 0
+        while o < bytes {
+            tinyseek_prefetch_l2(p + (StreamPrefetch.lineAheadBytes + o))
+            o += 64
         }
     }
 

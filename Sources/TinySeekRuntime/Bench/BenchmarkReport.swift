@@ -111,6 +111,8 @@ public struct BenchmarkMachine: Codable, Sendable {
     /// The OpenBLAS kernel family behind sgemm (`BLAS.coreDescription`): the prefill roof is its
     /// speed, ~3x apart between the generic kernels and AVX2 ones on this machine.
     public let sgemmKernels: String
+    /// How the float matvecs and the read probe prefetch (`StreamPrefetch`: "line" or "page").
+    public let streamPrefetch: String
 
     init(calibration: MachineProfile, gemmProbes: [Double], readProbes: [Double], oneLaneRead: Double? = nil,
          kernelRead: (gbps: Double, ofProbe: Double)? = nil, lanes: Int) {
@@ -125,6 +127,7 @@ public struct BenchmarkMachine: Codable, Sendable {
         self.calibration = calibration
         self.lanes = lanes
         sgemmKernels = BLAS.coreDescription
+        streamPrefetch = StreamPrefetch.current.rawValue
     }
 
     enum CodingKeys: String, CodingKey {
@@ -136,6 +139,7 @@ public struct BenchmarkMachine: Codable, Sendable {
         case matvecBandwidthGBps = "matvec_bandwidth_gbps"
         case matvecOfRoof = "matvec_of_roof"
         case sgemmKernels = "sgemm_kernels"
+        case streamPrefetch = "stream_prefetch"
         case calibration, lanes
     }
 }
@@ -309,8 +313,10 @@ public struct BenchmarkReport: Codable, Sendable {
         }
         lines += [
             String(format: "machine  sgemm %.1f GFLOP/s (OpenBLAS ", machine.gemmGFLOPS) + machine.sgemmKernels
-                + String(format: " kernels, best of 3 before each pp run), read %.1f GB/s (streamed before and after each decode run; each test's own mean in its row)",
+                + String(format: " kernels, best of 3 before each pp run), read %.1f GB/s (streamed before and after each decode run, prefetching ",
                          machine.bandwidthGBps)
+                + (machine.streamPrefetch == StreamPrefetch.everyLine.rawValue ? "every line" : "a page ahead")
+                + " as the matvecs do; each test's own mean in its row)"
                 + (machine.oneLaneBandwidthGBps.map { String(format: ", %.1f GB/s on one lane alone", $0) } ?? "")
                 + (machine.matvecBandwidthGBps.map { gbps in
                     String(format: ", %.1f GB/s through the F32 matvec kernel in the same bursts (%.1f%% of the probe beside it)",

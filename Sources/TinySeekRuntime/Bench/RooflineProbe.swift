@@ -221,7 +221,7 @@ final class RooflineProbe {
         func callAsFunction(_ c: Int, _ scratch: Scratch) {
             let per = (count / chunks) & ~15
             let range = c * per ..< (c == chunks - 1 ? count : (c + 1) * per)
-            partials[c * 16] = Calibration.streamSum(base, range)
+            partials[c * 16] = Kernels.streamSum(base, range)
         }
     }
 }

@@ -50,7 +50,8 @@ public enum Calibration {
         let llcText = llc.map { " with a \(mebibytes($0)) last-level cache" } ?? ""
         let lanes = WorkerPool.shared.laneCount
         progress("\(cpu), \(threads) threads\(llcText); sgemm: OpenBLAS \(BLAS.coreDescription) kernels, one thread per call, "
-                 + "split over \(lanes) worker-pool lanes")
+                 + "split over \(lanes) worker-pool lanes; streams prefetch "
+                 + (StreamPrefetch.current == .everyLine ? "every line" : "a page ahead") + " (\(StreamPrefetch.variable))")
         if lanes < threads {
             progress("note: the worker pool has \(lanes) of \(threads) cores (TINYSEEK_THREADS?); GEMM is not all-core")
         }
@@ -111,7 +112,7 @@ public enum Calibration {
             progress("read \(size): run \(run)/\(runs), best \(format(readBytes / best / 1e9)) GB/s")
         }) {
             parallel(threads: threads, count: count) { range, t in
-                partials.pointer[t * 16] = streamSum(b.pointer, range)
+                partials.pointer[t * 16] = Kernels.streamSum(b.pointer, range)
             }
         }
         let sum = (0..<threads).reduce(0.0) { $0 + Double(partials.pointer[$1 * 16]) }
@@ -135,22 +136,6 @@ public enum Calibration {
             progress("warning: triad wrote wrong values; the triad figure is suspect")
         }
         return (readBytes / readTime / 1e9, triadBytes / triadTime / 1e9)
-    }
-
-    /// Σ p[range], four independent SIMD8 accumulators (32 floats a step) so the adds wait on
-    /// memory, not on each other's latency.
-    @inline(never)
-    static func streamSum(_ p: UnsafePointer<Float>, _ range: Range<Int>) -> Float {
-        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
-        var i = range.lowerBound
-        let end = range.upperBound
-        while i + 32 <= end {
-            s0 += load8(p + i); s1 += load8(p + i + 8); s2 += load8(p + i + 16); s3 += load8(p + i + 24)
-            i += 32
-        }
-        var s = ((s0 + s1) + (s2 + s3)).sum()
-        while i < end { s += p[i]; i += 1 }
-        return s
     }
 
     /// a[i] = b[i] + s·c[i] over `range`, 16 floats a step.
