@@ -145,11 +145,12 @@ public enum Kernels {
         var s0 = V8(), s1 = V8(), s2 = V8(), s3 = V8()
         var i = range.lowerBound
         let end = range.upperBound
-        let lineEnd = UInt(bitPattern: p + end) &- UInt(StreamPrefetch.lineAheadBytes)
+        let lineAhead = StreamPrefetch.lineAheadBytes(elementBytes: 4)
+        let lineEnd = UInt(bitPattern: p + end) &- UInt(lineAhead)
         let pageEnd = UInt(bitPattern: p + end) &- UInt(StreamPrefetch.pageAheadBytes)
         while i + 32 <= end {
             if everyLine {
-                WeightKernels.prefetchLinesAhead(p + i, bytes: 128, below: lineEnd)
+                WeightKernels.prefetchLinesAhead(p + i, bytes: 128, ahead: lineAhead, below: lineEnd)
             } else {
                 // The page the step starts, if it starts one (as the matvec does at page boundaries).
                 let a = UInt(bitPattern: p + i)

@@ -82,9 +82,9 @@ enum WeightKernels {
     /// stream read at 0.93 of a plain sum against 1.00 with one a page (a C loop of this kernel
     /// over scattered 1 MB matrices of 1 KB rows, 1612 interleaved rounds at ~55-65 GB/s on two
     /// lanes; 1.01 and 1.03 at ~33). So a row prefetches for each page boundary it crosses (or
-    /// starts on). `everyLine`: each step of 32 weights prefetches its lines 4 KB ahead, which on
-    /// an Intel Xeon, where a core alone streams far less than the memory can, kept more misses
-    /// in flight (F32 decode +15-20%; see `StreamPrefetch`).
+    /// starts on). `everyLine`: each step of 32 weights prefetches its lines 4 KB ahead (8 KB in
+    /// 16 bits: `StreamPrefetch.lineAheadBytes`), which on an Intel Xeon, where a core alone
+    /// streams far less than the memory can, keeps more misses in flight (see `StreamPrefetch`).
     /// Neither reaches past the matrix: a view (one head's W_UV inside kv_b_proj) would otherwise
     /// pull in the rows after it that nobody reads, 25% more traffic for 64 KB views.
     @inline(__always)
@@ -94,7 +94,8 @@ enum WeightKernels {
         let rowBytes = UInt(cols * MemoryLayout<L.Element>.stride)
         let matrixEnd = UInt(bitPattern: w + matrixRows * cols)
         let pageEnd = matrixEnd &- UInt(StreamPrefetch.pageAheadBytes)
-        let lineEnd = matrixEnd &- UInt(StreamPrefetch.lineAheadBytes)
+        let lineAhead = StreamPrefetch.lineAheadBytes(elementBytes: MemoryLayout<L.Element>.stride)
+        let lineEnd = matrixEnd &- UInt(lineAhead)
         for j in rows {
             let r = w + j * cols
             var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
@@ -105,7 +106,7 @@ enum WeightKernels {
                 }
             }
             while p < k32 {
-                if everyLine { prefetchLinesAhead(r + p, bytes: 32 * MemoryLayout<L.Element>.stride, below: lineEnd) }
+                if everyLine { prefetchLinesAhead(r + p, bytes: 32 * MemoryLayout<L.Element>.stride, ahead: lineAhead, below: lineEnd) }
                 a0.addProduct(L.decode8(r + p), load8(x + p))
                 a1.addProduct(L.decode8(r + p + 8), load8(x + p + 8))
                 a2.addProduct(L.decode8(r + p + 16), load8(x + p + 16))
@@ -120,14 +121,14 @@ enum WeightKernels {
     }
 
     /// `StreamPrefetch.everyLine`'s step: prefetches into L2 the lines of [p, p + bytes) moved
-    /// `lineAheadBytes` on, unless p is at or past `limit` (the matrix's end minus that distance).
-    /// A hint: never faults.
+    /// `ahead` bytes on, unless p is at or past `limit` (the stream's end minus `ahead`). A hint:
+    /// never faults.
     @inline(__always)
-    static func prefetchLinesAhead(_ p: UnsafeRawPointer, bytes: Int, below limit: UInt) {
+    static func prefetchLinesAhead(_ p: UnsafeRawPointer, bytes: Int, ahead: Int, below limit: UInt) {
         guard UInt(bitPattern: p) < limit else { return }
         var o = 0
         while o < bytes {
-            tinyseek_prefetch_l2(p + (StreamPrefetch.lineAheadBytes + o))
+            tinyseek_prefetch_l2(p + (ahead + o))
             o += 64
         }
     }
