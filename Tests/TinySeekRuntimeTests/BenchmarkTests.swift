@@ -45,9 +45,9 @@ import TinySeek
             .reduce(0, +) / Double(tg.steadyRuns.count)) < 1e-9)
         #expect(report.model.parameters > report.model.activeParameters)
         // Where the tg steps' time went between the lanes: one record per decode step.
-        let lanes = json?["decode_lanes"] as? [String: Any]
-        #expect(lanes?["steps"] as? Int == 4)
-        let breakdown = try #require(report.decodeLanes)
+        let lanes = results[1]["lanes"] as? [String: Any]
+        #expect(lanes?["steps"] as? Int == 4 && results[0]["lanes"] == nil)
+        let breakdown = try #require(report.results[1].lanes)
         #expect(breakdown.stepSeconds > 0 && breakdown.outsideJobsSeconds >= 0
                 && breakdown.outsideJobsSeconds <= breakdown.stepSeconds + 1e-12)
         #expect(report.table().contains("lanes    tg4 (an extra untimed run of 4 steps)"))
@@ -66,6 +66,11 @@ import TinySeek
         #expect(report.results.map(\.test) == ["tg4", "tg4@2"])
         #expect(report.results.allSatisfy { $0.tokensPerSecond > 0 && $0.rooflineFraction > 0 })
         #expect(report.results.last?.batch == 2)
+        // Every decode test says where its steps' time went between the lanes, batched ones too.
+        let batched = try #require(report.results.last?.lanes)
+        #expect(batched.steps == 4 && batched.stepSeconds > 0 && batched.jobsPerStep >= 0)   // the toy model's jobs may all run inline
+        #expect(report.table().contains("lanes    tg4@2 (an extra untimed run of 4 steps)")
+                && report.table().contains("jobs a step of 2 tokens"))
         // Each row shows the roof its own runs were measured against, not the run-wide mean.
         let table = report.table()
         for r in report.results {

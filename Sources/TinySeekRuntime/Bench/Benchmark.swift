@@ -73,7 +73,6 @@ public enum Benchmark {
         var results: [BenchmarkResult] = []
         var gemmRoofs: [Double] = [], readRoofs: [Double] = [], oneLaneRead: Double?
         var kernelRead: (gbps: Double, ofProbe: Double)?
-        var decodeLanes: LaneBreakdown?
         let firstTokenSeconds: Double, touchSeconds: Double
         var hugePages: (resident: Int, huge: Int)?
         do {  // the cold-start session lives in this scope only
@@ -143,17 +142,16 @@ public enum Benchmark {
                 progress("tg\(o.decodeTokens): \(o.repetitions) runs, each between two bursts of a read probe")
                 let runs = try bracketed(o.repetitions, by: probe) { try decode(session, prompt: [prompt[0]], steps: o.decodeTokens) }
                 readRoofs += runs.map(\.roof)
-                results.append(BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
-                                               rates: runs.map { Double(o.decodeTokens) / $0.seconds }, roofs: runs.map(\.roof),
-                                               steady: runs.map(\.steady), flopsPerToken: flops, bytesPerToken: bytes))
+                var tg = BenchmarkResult(test: "tg\(o.decodeTokens)", kind: .decode, tokens: o.decodeTokens, batch: 1,
+                                         rates: runs.map { Double(o.decodeTokens) / $0.seconds }, roofs: runs.map(\.roof),
+                                         steady: runs.map(\.steady), flopsPerToken: flops, bytesPerToken: bytes)
                 // Where a step's time goes between the lanes: one more run, untimed, with the
-                // pool's timeline recording (four clock reads a job).
-                let timeline = PoolTimeline(capacity: 512 * o.decodeTokens, lanes: WorkerPool.shared.laneCount)
-                // Pulls per step: the one-token prompt is a step like the decode steps.
-                let pulled = WorkerPool.shared.pulledBytes
-                try decode(session, prompt: [prompt[0]], steps: o.decodeTokens, timeline: timeline)
-                decodeLanes = timeline.breakdown()
-                decodeLanes?.pulledBytesPerStep = Double(WorkerPool.shared.pulledBytes - pulled) / Double(o.decodeTokens + 1)
+                // pool's timeline recording (four clock reads a job). Pulls per step: the
+                // one-token prompt is a step like the decode steps.
+                tg.lanes = try recordLanes(steps: o.decodeTokens, extraSteps: 1) { timeline in
+                    try decode(session, prompt: [prompt[0]], steps: o.decodeTokens, timeline: timeline)
+                }
+                results.append(tg)
             }
             for b in batched {
                 // B sequences decoded together: every step is one BatchExecutor step over B rows,
@@ -169,9 +167,15 @@ public enum Benchmark {
                     try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt, steps: o.decodeTokens)
                 }
                 readRoofs += runs.map(\.roof)
-                results.append(BenchmarkResult(test: "tg\(o.decodeTokens)@\(b)", kind: .decode, tokens: o.decodeTokens, batch: b,
-                                               rates: runs.map { tokens / $0.seconds }, roofs: runs.map(\.roof),
-                                               steady: runs.map(\.steady), flopsPerToken: flops, bytesPerToken: bytes))
+                var tgB = BenchmarkResult(test: "tg\(o.decodeTokens)@\(b)", kind: .decode, tokens: o.decodeTokens, batch: b,
+                                          rates: runs.map { tokens / $0.seconds }, roofs: runs.map(\.roof),
+                                          steady: runs.map(\.steady), flopsPerToken: flops, bytesPerToken: bytes)
+                // The prompts are one step of B one-token prompts, like the decode steps.
+                tgB.lanes = try recordLanes(steps: o.decodeTokens, extraSteps: 1) { timeline in
+                    try batchedDecode(model, attention: o.attention, batch: b, prompt: prompt, steps: o.decodeTokens,
+                                      timeline: timeline)
+                }
+                results.append(tgB)
             }
             oneLaneRead = probe.takeOneLaneReadGBps()
             kernelRead = probe.takeKernelRead()
@@ -190,7 +194,18 @@ public enum Benchmark {
                                   weightFormats: formats(model),
                                   fileBytes: model.fileBytes, residency: o.residency.rawValue,
                                   hugePageFraction: hugePages.map { Double($0.huge) / Double(max($0.resident, 1)) }, kvCacheBytes: weights.latentBytesPerToken * context),
-            memory: memory, decodeLanes: decodeLanes)
+            memory: memory)
+    }
+
+    /// Runs `body` (a decode of `steps` steps, after `extraSteps` more that pull like them) once
+    /// with the pool recording every job, and says where the steps' time went between the lanes.
+    static func recordLanes(steps: Int, extraSteps: Int, _ body: (PoolTimeline) throws -> Void) rethrows -> LaneBreakdown? {
+        let timeline = PoolTimeline(capacity: 512 * steps, lanes: WorkerPool.shared.laneCount)
+        let pulled = WorkerPool.shared.pulledBytes
+        try body(timeline)
+        var lanes = timeline.breakdown()
+        lanes?.pulledBytesPerStep = Double(WorkerPool.shared.pulledBytes - pulled) / Double(steps + extraSteps)
+        return lanes
     }
 
     /// Runs `body` (a timed repetition, returning its seconds) `n` times, each between two bursts
@@ -238,10 +253,11 @@ public enum Benchmark {
 
     /// Decodes `batch` sequences together for `steps` greedy steps after a one-token prompt each
     /// (distinct first tokens, so they route differently); returns the seconds of the steps. With a
-    /// recorder, the steps are recorded (for the cost model's bytes and FLOPs) instead of timed.
+    /// recorder, the steps are recorded (for the cost model's bytes and FLOPs) instead of timed;
+    /// with a timeline, the pool records every job of the steps, each step marked in it.
     @discardableResult
     static func batchedDecode(_ model: Model, attention: AttentionOrder, batch b: Int, prompt: [Int], steps: Int,
-                              recorder: OpRecorder? = nil) throws -> Double {
+                              recorder: OpRecorder? = nil, timeline: PoolTimeline? = nil) throws -> Double {
         let executor = BatchExecutor(model: model)
         executor.options.attention = attention
         let vocab = model.config.vocabSize
@@ -251,11 +267,15 @@ public enum Benchmark {
         recorder?.phase = .decode
         var batch = caches.map { (tokens: [0], cache: $0) }
         var clock = Stopwatch()
+        WorkerPool.shared.timeline = timeline
+        defer { WorkerPool.shared.timeline = nil }
         for _ in 0..<steps {
+            timeline?.beginStep()
             for i in 0..<b {
                 batch[i].tokens[0] = Kernels.argmax(UnsafeBufferPointer(start: logits.pointer + i * vocab, count: vocab)) ?? 0
             }
             logits = try executor.step(batch)
+            timeline?.endStep()
         }
         return clock.lap()
     }

@@ -31,6 +31,9 @@ public struct BenchmarkResult: Codable, Sendable {
     /// they ran: on a busy machine that can read far from what the run saw (even above 100%), and
     /// the table says so rather than print the number as if it were sound.
     public let roofHeld: Bool
+    /// Where a decode test's step time goes between the worker lanes, from one more run of it,
+    /// untimed, with the pool's `PoolTimeline` recording (nil for prefill).
+    public internal(set) var lanes: LaneBreakdown?
     /// Mean over `steadyRuns` of each run's fraction of its roof. pp: FLOPs per token × tokens/s ÷
     /// sgemm FLOP/s. tg: bytes per token × tokens/s ÷ read bandwidth.
     public let rooflineFraction: Double
@@ -79,6 +82,7 @@ public struct BenchmarkResult: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case test, kind, tokens, batch, samples, stddev, roofs
         case steadyRuns = "steady_runs"
+        case lanes
         case roofHeld = "roof_held"
         case tokensPerSecond = "tokens_per_second"
         case rooflineFraction = "roofline_fraction"
@@ -281,14 +285,10 @@ public struct BenchmarkReport: Codable, Sendable {
     public let coldStart: ColdStart
     public let model: BenchmarkModel
     public let memory: BenchmarkMemory?
-    /// Where the tg test's step time goes between the worker lanes (an extra, untimed run with
-    /// the pool's `PoolTimeline` recording); nil without a tg test.
-    public let decodeLanes: LaneBreakdown?
 
     enum CodingKeys: String, CodingKey {
         case results, machine, model, memory
         case coldStart = "cold_start"
-        case decodeLanes = "decode_lanes"
     }
 
     public func jsonData() throws -> Data {
@@ -334,10 +334,9 @@ public struct BenchmarkReport: Codable, Sendable {
                          + String(format: "%7.1f%%", r.rooflineFraction * 100) + " | "
                          + r.roofUsed.padding(toLength: 43, withPad: " ", startingAt: 0) + " |")
         }
-        if let lanes = decodeLanes, let tg = results.first(where: { $0.kind == .decode && $0.batch == 1 }) {
-            lines.append("")
-            lines.append(Self.lanesLine(lanes, test: tg.test))
-        }
+        let withLanes = results.filter { $0.lanes != nil }
+        if !withLanes.isEmpty { lines.append("") }
+        for r in withLanes { if let l = r.lanes { lines.append(Self.lanesLine(l, test: r.test, batch: r.batch)) } }
         let batched = results.filter { $0.kind == .decode }
         if batched.count > 1 {
             // Where decode crosses from memory- to compute-bound: the step's FLOP per byte (cost model)
@@ -365,17 +364,18 @@ public struct BenchmarkReport: Codable, Sendable {
     }
 
     /// "lanes    tg128: …": how much of a decode step the lanes spend idle, and where.
-    static func lanesLine(_ l: LaneBreakdown, test: String) -> String {
+    static func lanesLine(_ l: LaneBreakdown, test: String, batch: Int = 1) -> String {
         let step = max(l.stepSeconds, 1e-12)
-        return String(format: "lanes    %@ (an extra untimed run of %d steps): %.1f parallel jobs a token on %d lanes; of %.3f ms a token, "
+        let unit = batch == 1 ? "a token" : "a step of \(batch) tokens"
+        return String(format: "lanes    %@ (an extra untimed run of %d steps): %.1f parallel jobs %@ on %d lanes; of %.3f ms %@, "
                       + "%.3f ms (%.1f%%) outside any job (the caller's serial work: argmax, norms, RoPE, routing, "
                       + "setting up the next job) and %.3f lane-ms waiting for the last chunks of jobs: "
                       + "%.1f%% of the lanes' time idle",
-                      test as NSString, l.steps, l.jobsPerStep, l.lanes, l.stepSeconds * 1e3,
+                      test as NSString, l.steps, l.jobsPerStep, unit as NSString, l.lanes, l.stepSeconds * 1e3, unit as NSString,
                       l.outsideJobsSeconds * 1e3, l.outsideJobsSeconds / step * 100, l.laneWaitingSeconds * 1e3,
                       l.idleShare * 100)
             + (l.pulledBytesPerStep.map {
-                String(format: "; while waiting, lanes pulled %.2f MB a token of the next jobs' first bytes into their caches", $0 / 1e6)
+                String(format: "; while waiting, lanes pulled %.2f MB %@ of the next jobs' first bytes into their caches", $0 / 1e6, unit as NSString)
             } ?? "")
     }
 }
