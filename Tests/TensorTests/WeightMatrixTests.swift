@@ -277,6 +277,66 @@ struct WeightMatrixTests {
         }
     }
 
+    @Test("MatvecBatch items of m rows (batched decode): bit for bit the product applied to the m rows alone, gated too",
+          arguments: WeightFormat.allCases)
+    func multiRowItems(format: WeightFormat) {
+        var rng = SplitMix64(seed: 108)
+        let batch = MatvecBatch(pool: WorkerPool(lanes: 2))
+        func pointer(_ v: [Float]) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(v.count, 1))
+            p.initialize(from: v, count: v.count)
+            return p
+        }
+        func array(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> [Float] { Array(UnsafeBufferPointer(start: p, count: n)) }
+        // m = 1, a few, the small-batch kernel's largest, and more (run 16 rows at a time); padded strides.
+        for (rows, cols, m) in [(64, 256, 1), (130, 515, 3), (256, 1024, 16), (40, 96, 21)] {
+            let ldx = cols + 5, ldo = rows + 3
+            let w = randomMatrix(format, rows: rows, cols: cols, rng: &rng)
+            let gate = randomMatrix(format, rows: rows, cols: cols, rng: &rng), up = randomMatrix(format, rows: rows, cols: cols, rng: &rng)
+            let x = pointer(rng.floats(m * ldx)), bias = pointer(rng.floats(rows)), bg = pointer(rng.floats(rows))
+            let nan = [Float](repeating: .nan, count: m * ldo)
+            let y = pointer(nan), g = pointer(nan), u = pointer(nan)
+            batch.removeAll()
+            batch.append(w.view, rows: m, x: x, ldx: ldx, y: y, ldy: ldo, bias: bias)
+            batch.appendGated(gate: gate.view, up: up.view, rows: m, x: x, ldx: ldx, out: g, upOut: u, ldo: ldo, gateBias: bg)
+            batch.run()
+            // Alone: the product over the m rows (the small-batch kernel, or the matvec for one row),
+            // in groups of at most 16 rows, then the bias and the activation.
+            let y2 = pointer(nan), g2 = pointer(nan), u2 = pointer(nan)
+            for i in stride(from: 0, to: m, by: 16) {
+                let n = min(16, m - i)
+                w.apply(x + i * ldx, rows: n, ldx: ldx, into: y2 + i * ldo, ldy: ldo)
+                gate.apply(x + i * ldx, rows: n, ldx: ldx, into: g2 + i * ldo, ldy: ldo)
+                up.apply(x + i * ldx, rows: n, ldx: ldx, into: u2 + i * ldo, ldy: ldo)
+            }
+            for r in 0..<m {
+                Kernels.add(y2 + r * ldo, bias, count: rows, out: y2 + r * ldo)
+                Kernels.add(g2 + r * ldo, bg, count: rows, out: g2 + r * ldo)
+                Kernels.siluMul(g2 + r * ldo, u2 + r * ldo, count: rows, out: g2 + r * ldo)
+            }
+            for r in 0..<m {
+                let (o, o2) = (r * ldo, r * ldo + rows)
+                #expect(array(y, m * ldo)[o..<o2] == array(y2, m * ldo)[o..<o2], "\(format) [\(rows), \(cols)] m=\(m) row \(r): product")
+                #expect(array(g, m * ldo)[o..<o2] == array(g2, m * ldo)[o..<o2], "\(format) [\(rows), \(cols)] m=\(m) row \(r): gated")
+                #expect(array(u, m * ldo)[o..<o2] == array(u2, m * ldo)[o..<o2], "\(format) [\(rows), \(cols)] m=\(m) row \(r): up")
+            }
+            // And the batch's reference path agrees with the reference kernels to rounding.
+            let y3 = pointer(nan), g3 = pointer(nan), u3 = pointer(nan)
+            batch.removeAll()
+            batch.append(w.view, rows: m, x: x, ldx: ldx, y: y3, ldy: ldo, bias: bias)
+            batch.appendGated(gate: gate.view, up: up.view, rows: m, x: x, ldx: ldx, out: g3, upOut: u3, ldo: ldo, gateBias: bg)
+            batch.run(path: .reference)
+            var worst: Float = 0   // relative to 1 + |value|: sums of up to 1024 products of ~±1
+            for r in 0..<m {
+                for j in r * ldo ..< r * ldo + rows {
+                    worst = max(worst, abs(y3[j] - y[j]) / (1 + abs(y[j])), abs(g3[j] - g[j]) / (1 + abs(g[j])))
+                }
+            }
+            #expect(worst <= 1e-4, "\(format) [\(rows), \(cols)] m=\(m): max |reference − fast| / (1 + |fast|) = \(worst)")
+            for p in [x, bias, bg, y, g, u, y2, g2, u2, y3, g3, u3] { p.deallocate() }
+        }
+    }
+
     @Test("a MatvecBatch task runs once per run, with its context, beside the products (and in the reference path)")
     func taskItem() {
         var rng = SplitMix64(seed: 107)

@@ -16,15 +16,18 @@ import TinySeek
         session.recorder = recorder
         try session.forward([5, 66, 129, 200, 1, 9, 3])
         try session.forward([7])
-        var expertTokens = 0
+        // Tokens of each (phase, layer, expert), from its gate_up record: a step records every
+        // expert's gate_up before any down (one parallel job each), so look them up by expert.
+        var expertTokens: [String: Int] = [:]
         var checked = 0
         for r in recorder.records where r.layer != nil {
             let (t, s) = r.phase == .prefill ? (7, 7) : (1, 8)
+            let expert = "\(r.phase) \(r.layer ?? -1) \(r.expert ?? -1)"
             if r.name == "expert_gate_up" {
-                expertTokens = Int(r.cost.flops) / (4 * c.hiddenSize * c.expertIntermediateSize)
+                expertTokens[expert] = Int(r.cost.flops) / (4 * c.hiddenSize * c.expertIntermediateSize)
             }
             let entry = try #require(Explain.entry(for: r.name, order: order), "no explanation for \(r.name)")
-            let sym = Explain.symbols(c, tokens: t, positions: s, expertTokens: expertTokens)
+            let sym = Explain.symbols(c, tokens: t, positions: s, expertTokens: expertTokens[expert] ?? 0)
             let flops = try #require(Explain.evaluate(entry.flops, sym), "cannot evaluate \(entry.flops)")
             let bytes = try #require(Explain.evaluate(entry.bytes, sym), "cannot evaluate \(entry.bytes)")
             #expect(flops == r.cost.flops, "\(r.name) \(r.phase) flops: formula \(flops), recorded \(r.cost.flops)")

@@ -19,8 +19,9 @@ import Synchronization
 /// Reusable: `removeAll()` keeps its storage, so a decode loop that refills it allocates nothing
 /// once the largest batch has been seen.
 public final class MatvecBatch: @unchecked Sendable {
-    /// One matrix product of an item: y = W·x (+ bias). Pieces read `view` (`Pieces` never copies
-    /// a product, see `WeightView`).
+    /// One matrix product of an item: y = W·x (+ bias), for `m` rows of x (row strides `ldx` and
+    /// `ldy`; m > 1 in batched decode, through the small-batch kernel). Pieces read `view`
+    /// (`Pieces` never copies a product, see `WeightView`).
     struct Product {
         var view: WeightView
         var x: UnsafePointer<Float>
@@ -30,6 +31,31 @@ public final class MatvecBatch: @unchecked Sendable {
         /// view, whose memory the caller keeps alive (decode's routed experts: a model's weights
         /// outlive its steps, and the appends then retain nothing).
         var matrix: WeightMatrix? = nil
+        var m = 1
+        var ldx = 0
+        var ldy = 0
+
+        /// y[m, rows] (+ bias) for W's rows `lo..<hi`: the matvec, or for m > 1 the small-batch
+        /// kernel, `WeightKernels.smallBatch` rows of x at a time (the piece's weights come from
+        /// L2 after the first pass).
+        @inline(__always)
+        func run(rows lo: Int, _ hi: Int, scratch: Scratch) {
+            if m == 1 {
+                WeightKernels.matvec(view, rows: lo..<hi, x: x, y: y, scratch: scratch)
+            } else {
+                var i = 0
+                while i < m {
+                    let n = Swift.min(WeightKernels.smallBatch, m - i)
+                    if n == 1 {
+                        WeightKernels.matvec(view, rows: lo..<hi, x: x + i * ldx, y: y + i * ldy, scratch: scratch)
+                    } else {
+                        WeightKernels.smallBatch(view, rows: lo..<hi, m: n, x: x + i * ldx, ldx: ldx, y: y + i * ldy, ldy: ldy)
+                    }
+                    i += n
+                }
+            }
+            if let bias { for r in 0..<m { Kernels.add(y + r * ldy + lo, bias + lo, count: hi - lo, out: y + r * ldy + lo) } }
+        }
     }
 
     struct Item {
@@ -135,16 +161,26 @@ public final class MatvecBatch: @unchecked Sendable {
         addItem(.transposed, from: first)
     }
 
+    /// Adds y[m, W.rows] = x[m, W.cols]·Wᵀ for `m` rows of x (row strides `ldx`, `ldy`): the
+    /// weights stream once for all of them (batched decode's experts, each with its tokens).
+    public func append(_ w: WeightView, rows m: Int, x: UnsafePointer<Float>, ldx: Int,
+                       y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>? = nil) {
+        let first = products.count
+        products.append(Product(view: w, x: x, y: y, bias: bias, m: m, ldx: ldx, ldy: ldy))
+        addItem(.rows, from: first)
+    }
+
     /// Adds out = silu(gate·x + gateBias) ⊙ (up·x + upBias), a SwiGLU's hidden activation; `upOut`
     /// receives up's rows on the way. gate and up must have the same shape (and stay valid until
-    /// the batch has run, as for `append`).
-    public func appendGated(gate: WeightView, up: WeightView, x: UnsafePointer<Float>,
-                            out: UnsafeMutablePointer<Float>, upOut: UnsafeMutablePointer<Float>,
+    /// the batch has run, as for `append`). With `rows` m > 1, for m rows of x (stride `ldx`) into
+    /// m rows of out and upOut (stride `ldo`).
+    public func appendGated(gate: WeightView, up: WeightView, rows m: Int = 1, x: UnsafePointer<Float>, ldx: Int = 0,
+                            out: UnsafeMutablePointer<Float>, upOut: UnsafeMutablePointer<Float>, ldo: Int = 0,
                             gateBias: UnsafePointer<Float>? = nil, upBias: UnsafePointer<Float>? = nil) {
         precondition(gate.rows == up.rows && gate.cols == up.cols, "gate [\(gate.rows), \(gate.cols)] and up [\(up.rows), \(up.cols)] differ")
         let first = products.count
-        products.append(Product(view: gate, x: x, y: out, bias: gateBias))
-        products.append(Product(view: up, x: x, y: upOut, bias: upBias))
+        products.append(Product(view: gate, x: x, y: out, bias: gateBias, m: m, ldx: ldx, ldy: ldo))
+        products.append(Product(view: up, x: x, y: upOut, bias: upBias, m: m, ldx: ldx, ldy: ldo))
         addItem(.gated, from: first)
     }
 
@@ -288,15 +324,17 @@ public final class MatvecBatch: @unchecked Sendable {
                 if case .transposed = item.kind {
                     matrix.applyTransposed(p.x, rows: 1, into: p.y, path: .reference)
                 } else {
-                    matrix.apply(p.x, rows: 1, into: p.y, path: .reference)
-                    if let b = p.bias { for j in 0..<item.rows { p.y[j] += b[j] } }
+                    matrix.apply(p.x, rows: p.m, ldx: p.ldx, into: p.y, ldy: p.ldy, path: .reference)
+                    if let b = p.bias { for r in 0..<p.m { for j in 0..<item.rows { p.y[r * p.ldy + j] += b[j] } } }
                 }
             }
             switch item.kind {
             case .rows, .transposed, .task: break
             case .gated:
-                let g = ps[ps.startIndex].y, u = ps[ps.startIndex + 1].y
-                for j in 0..<item.rows { g[j] = g[j] / (1 + Foundation.exp(-g[j])) * u[j] }
+                let gp = ps[ps.startIndex], g = gp.y, u = ps[ps.startIndex + 1].y
+                for r in 0..<gp.m {
+                    for j in r * gp.ldy ..< r * gp.ldy + item.rows { g[j] = g[j] / (1 + Foundation.exp(-g[j])) * u[j] }
+                }
             }
         }
     }
@@ -328,19 +366,18 @@ public final class MatvecBatch: @unchecked Sendable {
             }
             let (ps, rows) = items[i].piece(piece - items[i].firstPiece)
             let lo = rows.lowerBound, hi = rows.upperBound
-            for p in ps {
-                let y = products[p].y
-                WeightKernels.matvec(products[p].view, rows: lo..<hi, x: products[p].x, y: y, scratch: scratch)
-                if let b = products[p].bias { Kernels.add(y + lo, b + lo, count: hi - lo, out: y + lo) }
-            }
+            for p in ps { products[p].run(rows: lo, hi, scratch: scratch) }
             if case .gated = items[i].kind {
                 // The block's second half to finish applies the activation (acquiring the other
                 // half's rows, releasing its own).
                 let block = (piece - items[i].firstPiece) % items[i].blocks
                 let finished = blockCounters[items[i].firstBlock + block].add(1, ordering: .acquiringAndReleasing).newValue
                 if finished == 2 {
-                    let g = products[first].y + lo
-                    Kernels.siluMul(g, products[first + 1].y + lo, count: hi - lo, out: g)
+                    let gate = products[first], up = products[first + 1]
+                    for r in 0..<gate.m {
+                        let g = gate.y + r * gate.ldy + lo
+                        Kernels.siluMul(g, up.y + r * up.ldy + lo, count: hi - lo, out: g)
+                    }
                 }
             }
         }

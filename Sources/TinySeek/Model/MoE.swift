@@ -48,6 +48,10 @@ struct MoE {
             forwardOneToken(xn, routes: &routes, workspace: ws, recorder: rec, expertLoad: expertLoad, out: out, then: next)
             return
         }
+        if execution == .grouped && T <= Self.fewTokens {
+            forwardFewTokens(xn, tokens: T, routes: &routes, workspace: ws, recorder: rec, expertLoad: expertLoad, out: out)
+            return
+        }
         let c = config, l = layer, d = c.hiddenSize
         let e = c.routedExperts, k = c.expertsPerToken
         let logits = ws.pointer(.routerLogits, T * e + 2 * e)
@@ -97,6 +101,99 @@ struct MoE {
             shared.forward(xn, rows: T, ldx: d, into: y, role: .shared, layer: l, workspace: ws, recorder: rec)
             rec.op("shared_add", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: T * d)) {
                 Kernels.add(out, y, count: T * d, out: out)
+            }
+        }
+    }
+
+    /// Up to this many tokens a step (batched decode, short prompts), the experts run as two
+    /// parallel jobs over all of them (`forwardFewTokens`); above, expert by expert through sgemm.
+    static let fewTokens = 16
+
+    /// A few tokens' MoE (2 ≤ T ≤ `fewTokens`: batched decode) as three parallel jobs, as
+    /// `forwardOneToken` does for one, each expert's weights streaming once for all its tokens
+    /// (the small-batch kernel, `MatvecBatch.append(_:rows:...)`):
+    ///   1. the router logits of the T tokens;
+    ///   2. every active expert's gate and up over its tokens (gathered after routing), with the
+    ///      activation, and the shared experts' gate and up over all T;
+    ///   3. every active expert's down, and the shared experts'.
+    /// Route selection and the gathering run between 1 and 2, the weighted sum after 3, on the
+    /// caller. Expert by expert, the same step was two or three jobs an expert (~40 experts a
+    /// layer at 16 sequences) with the activation and the sum between them on the caller. The
+    /// records are those of the expert-by-expert path (an op per expert, the time of a job shared
+    /// out by bytes), and the sums are formed in the same order.
+    private func forwardFewTokens(_ xn: UnsafePointer<Float>, tokens T: Int, routes: inout Routes, workspace ws: Workspace,
+                                  recorder rec: OpRecorder?, expertLoad: ExpertLoadRecorder?, out: UnsafeMutablePointer<Float>) {
+        let c = config, l = layer, d = c.hiddenSize, k = c.expertsPerToken, e = c.routedExperts
+        let inter = c.expertIntermediateSize, shared = weights.shared, si = shared?.intermediateSize ?? 0
+        let pairs = T * k
+        let logits = ws.pointer(.routerLogits, T * e + 2 * e)
+        let router = Linear(weight: weights.router)
+        rec.op("router", layer: l, kind: .routing, cost: router.cost(tokens: T)) {
+            router.apply(xn, rows: T, into: logits)
+        }
+        selectRoutes(logits: logits, tokens: T, routes: &routes, recorder: rec, expertLoad: expertLoad)
+        routes.group(experts: e)
+
+        // Pair p of the grouped order (expert by expert) has its input row at gathered + p·d, its
+        // activation at g + p·inter, its output at y + p·d; the shared experts' come after them.
+        let gathered = ws.pointer(.gathered, pairs * d)
+        let g = ws.pointer(.gate, pairs * inter + T * si), u = ws.pointer(.up, pairs * inter + T * si)
+        let y = ws.pointer(.expertOut, (pairs + T) * d)
+        let (gs, us, ys) = (g + pairs * inter, u + pairs * inter, y + pairs * d)
+        for p in 0..<pairs { (gathered + p * d).update(from: xn + (Int(routes.order[p]) / k) * d, count: d) }
+        func tokens(_ x: Int) -> (first: Int, count: Int) { (routes.offsets[x], routes.offsets[x + 1] - routes.offsets[x]) }
+        // The experts with tokens, for the records (built only when recording: no allocation).
+        var active: [Int] { (0..<e).filter { tokens($0).count > 0 } }
+        let act = { (n: Int) in Cost.elementwise(elements: n, inputs: 2, flopsPerElement: 5) }
+        let (batch, down) = (ws.matvecs, ws.nextMatvecs)
+
+        rec.fused(layer: l, parts: {
+            active.flatMap { x in
+                let n = tokens(x).count, w = weights.experts[x]
+                return [OpPart("expert_gate_up", kind: w.gate.kind(tokens: n), expert: x, cost: w.gate.cost(tokens: n) + w.up.cost(tokens: n)),
+                        OpPart("expert_act", kind: .elementwise, expert: x, cost: act(n * inter))]
+            } + (shared.map { s in
+                let names = FeedForwardRole.shared.names
+                return [OpPart(names.gateUp, kind: s.gate.kind(tokens: T), cost: s.gate.cost(tokens: T) + s.up.cost(tokens: T)),
+                        OpPart(names.act, kind: .elementwise, cost: act(T * si))]
+            } ?? [])
+        }) {
+            down.removeAll()
+            batch.removeAll()
+            for x in 0..<e where tokens(x).count > 0 {
+                let (p, n) = tokens(x), w = weights.routed[x]
+                batch.appendGated(gate: w.gate, up: w.up, rows: n, x: gathered + p * d, ldx: d,
+                                  out: g + p * inter, upOut: u + p * inter, ldo: inter, gateBias: w.gateBias, upBias: w.upBias)
+                down.append(w.down, rows: n, x: g + p * inter, ldx: inter, y: y + p * d, ldy: d, bias: w.downBias)
+            }
+            if let shared {
+                batch.appendGated(gate: shared.gate.weight.view, up: shared.up.weight.view, rows: T, x: xn, ldx: d,
+                                  out: gs, upOut: us, ldo: si, gateBias: shared.gate.biasPointer, upBias: shared.up.biasPointer)
+                down.append(shared.down.weight.view, rows: T, x: gs, ldx: si, y: ys, ldy: d, bias: shared.down.biasPointer)
+            }
+            batch.run(then: .batch(down))
+        }
+        rec.fused(layer: l, parts: {
+            active.map { x in
+                let n = tokens(x).count, w = weights.experts[x]
+                return OpPart("expert_down", kind: w.down.kind(tokens: n), expert: x, cost: w.down.cost(tokens: n))
+            } + (shared.map { [OpPart(FeedForwardRole.shared.names.down, kind: $0.down.kind(tokens: T), cost: $0.down.cost(tokens: T))] } ?? [])
+        }) {
+            down.run()
+        }
+        out.update(repeating: 0, count: T * d)
+        for x in 0..<e where tokens(x).count > 0 {
+            let (p, n) = tokens(x)
+            rec.op("expert_combine", layer: l, expert: x, kind: .elementwise, cost: Cost.expertCombine(slots: n, hidden: d)) {
+                for i in p ..< p + n {
+                    let pair = Int(routes.order[i])
+                    Kernels.addScaled(y + i * d, by: routes.weights[pair], to: out + (pair / k) * d, count: d)
+                }
+            }
+        }
+        if shared != nil {
+            rec.op("shared_add", layer: l, kind: .elementwise, cost: Cost.elementwise(elements: T * d)) {
+                Kernels.add(out, ys, count: T * d, out: out)
             }
         }
     }
