@@ -305,6 +305,16 @@ struct MLA {
             }
             if T == 1 {
                 ws.prebuilt(.queryAbsorb(layer: l), buffers: .init(qRows, out)) { batch in for h in 0..<H { product(h, batch) } }.run()
+            } else if case let .transposed(wUKT) = weights.wUK, T <= MoE.fewTokens {
+                // A few rows (batched decode): the H heads' products over all T rows as one job;
+                // alone, each head's 64 KB matrix ran on the caller (below one job's worth).
+                let batch = ws.matvecs
+                batch.removeAll()
+                for h in 0..<H {
+                    batch.append(wUKT.rows(h * r ..< (h + 1) * r).view, rows: T, x: qRows + h * dqk, ldx: H * dqk,
+                                 y: out + h * r, ldy: H * r)
+                }
+                batch.run()
             } else {
                 for h in 0..<H { product(h, nil) }
             }
@@ -326,6 +336,12 @@ struct MLA {
                 ws.prebuilt(.valueAbsorb(layer: l), buffers: .init(ctxRows, out)) { batch in
                     for h in 0..<H { batch.append(wUV(h), x: ctxRows + h * r, y: out + h * dv) }
                 }.run()
+            } else if T <= MoE.fewTokens {
+                // A few rows: every head's product over all T rows as one job (as q_absorb).
+                let batch = ws.matvecs
+                batch.removeAll()
+                for h in 0..<H { batch.append(wUV(h).view, rows: T, x: ctxRows + h * r, ldx: H * r, y: out + h * dv, ldy: H * dv) }
+                batch.run()
             } else {
                 for h in 0..<H { wUV(h).apply(ctxRows + h * r, rows: T, ldx: H * r, into: out + h * dv, ldy: H * dv) }
             }
