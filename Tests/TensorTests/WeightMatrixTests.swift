@@ -303,11 +303,16 @@ struct WeightMatrixTests {
             // Alone: the product over the m rows (the small-batch kernel, or the matvec for one row),
             // in groups of at most 16 rows, then the bias and the activation.
             let y2 = pointer(nan), g2 = pointer(nan), u2 = pointer(nan)
+            let scratch = Scratch()
             for i in stride(from: 0, to: m, by: 16) {
                 let n = min(16, m - i)
-                w.apply(x + i * ldx, rows: n, ldx: ldx, into: y2 + i * ldo, ldy: ldo)
-                gate.apply(x + i * ldx, rows: n, ldx: ldx, into: g2 + i * ldo, ldy: ldo)
-                up.apply(x + i * ldx, rows: n, ldx: ldx, into: u2 + i * ldo, ldy: ldo)
+                for (matrix, out) in [(w, y2), (gate, g2), (up, u2)] {
+                    if n == 1 {
+                        WeightKernels.matvec(matrix.view, rows: 0..<rows, x: x + i * ldx, y: out + i * ldo, scratch: scratch)
+                    } else {
+                        WeightKernels.smallBatch(matrix.view, rows: 0..<rows, m: n, x: x + i * ldx, ldx: ldx, y: out + i * ldo, ldy: ldo)
+                    }
+                }
             }
             for r in 0..<m {
                 Kernels.add(y2 + r * ldo, bias, count: rows, out: y2 + r * ldo)
