@@ -13,16 +13,20 @@ extension WeightKernels {
     /// Largest m that takes this path rather than decoded tiles + sgemm.
     static let smallBatch = 16
 
-    /// Largest m for which `WeightMatrix.apply` takes this path: `smallBatch`, but 8 for F32,
-    /// whose sgemm needs no decoding. At 9-16 rows the small-batch kernel does 2·m FLOPs per
-    /// weight it streams, and the whole-matrix products of batched decode (the LM head, the
-    /// projections) became compute-bound: with sgemm from 9 rows, F32 tg64@16 went 318-322 →
-    /// 334-338 tokens/s (alternating runs on the Xeon host, OpenBLAS SkylakeX kernels); from 4
-    /// rows tg64@4 lost 12%. (`MatvecBatch` items keep this kernel up to 16 rows: their 64 KB
-    /// pieces are too small for sgemm's packing.)
+    /// Largest m for which `WeightMatrix.apply` takes this path: `smallBatch` for 16-bit weights,
+    /// 8 for F32 (whose sgemm needs no decoding) and Q8_0 (whose weights this kernel widens one by
+    /// one to float). At 9-16 rows the kernel does 2·m FLOPs per weight it streams, and the
+    /// whole-matrix products of batched decode (the LM head, the projections) became
+    /// compute-bound: with sgemm from 9 rows, F32 tg64@16 went 318-322 → 334-338 tokens/s and
+    /// Q8_0 251-270 → 274-276 (decoded tiles), while BF16 went 285-290 → 261-262 and stays
+    /// (alternating runs on the Xeon host, OpenBLAS SkylakeX kernels); from 4 rows F32 tg64@4
+    /// lost 12%. (`MatvecBatch` items keep this kernel up to 16 rows: their 64 KB pieces are too
+    /// small for sgemm's packing.)
     static func smallBatchLimit(_ storage: WeightMatrix.Storage) -> Int {
-        if case .f32 = storage { return 8 }
-        return smallBatch
+        switch storage {
+        case .f32, .q8_0: return 8
+        case .bf16, .f16: return smallBatch
+        }
     }
 
     static func smallBatch(_ w: WeightView, rows: Range<Int>, m: Int, x: UnsafePointer<Float>, ldx: Int,

@@ -154,6 +154,9 @@ public enum Benchmark {
                 results.append(tg)
             }
             for b in batched {
+                // One distinct first token per sequence, also with -p 0 or a prompt shorter than B
+                // (the sequences would otherwise start alike, decode alike and share their experts).
+                let prompt = prompt.count >= b ? prompt : Profiler.prompt(count: b, vocabSize: c.vocabSize, seed: o.seed)
                 // B sequences decoded together: every step is one BatchExecutor step over B rows,
                 // the experts seeing the step's tokens grouped per expert.
                 let recorder = OpRecorder()
