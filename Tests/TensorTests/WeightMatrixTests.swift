@@ -15,6 +15,16 @@ func randomMatrix(_ format: WeightFormat, rows: Int, cols: Int, rng: inout Split
     return WeightMatrix.converting(WeightMatrix(t), to: format)
 }
 
+/// A fresh allocation holding `v` (a stable address for a `MatvecBatch`); the caller deallocates.
+func pointer(_ v: [Float]) -> UnsafeMutablePointer<Float> {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: max(v.count, 1))
+    p.initialize(from: v, count: v.count)
+    return p
+}
+
+/// The first `n` floats at `p`.
+func array(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> [Float] { Array(UnsafeBufferPointer(start: p, count: n)) }
+
 /// The same matrix with every weight replaced by its absolute value, in F32: Σ|x|·|w| bounds the
 /// rounding error of a product, so it scales the tolerance.
 func absoluteMatrix(_ w: WeightMatrix) -> WeightMatrix {
@@ -234,12 +244,6 @@ struct WeightMatrixTests {
     func fusedItems(format: WeightFormat) {
         var rng = SplitMix64(seed: 106)
         let batch = MatvecBatch(pool: WorkerPool(lanes: 2))
-        func pointer(_ v: [Float]) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(v.count, 1))
-            p.initialize(from: v, count: v.count)
-            return p
-        }
-        func array(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> [Float] { Array(UnsafeBufferPointer(start: p, count: n)) }
         // (rows, cols): one piece, several pieces of a multiple of 8 rows, and a short last piece.
         for (rows, cols) in [(9, 40), (256, 1024), (130, 515)] {
             // Gated: silu(gate·x + bg) ⊙ (up·x + bu).
@@ -282,12 +286,6 @@ struct WeightMatrixTests {
     func multiRowItems(format: WeightFormat) {
         var rng = SplitMix64(seed: 108)
         let batch = MatvecBatch(pool: WorkerPool(lanes: 2))
-        func pointer(_ v: [Float]) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(v.count, 1))
-            p.initialize(from: v, count: v.count)
-            return p
-        }
-        func array(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> [Float] { Array(UnsafeBufferPointer(start: p, count: n)) }
         // m = 1, a few, the small-batch kernel's largest, and more (run 16 rows at a time); padded strides.
         for (rows, cols, m) in [(64, 256, 1), (130, 515, 3), (256, 1024, 16), (40, 96, 21)] {
             let ldx = cols + 5, ldo = rows + 3
