@@ -152,9 +152,10 @@ public enum Kernels {
             if everyLine {
                 WeightKernels.prefetchLinesAhead(p + i, bytes: 128, ahead: lineAhead, below: lineEnd)
             } else {
-                // The page the step starts, if it starts one (as the matvec does at page boundaries).
-                let a = UInt(bitPattern: p + i)
-                if a & 4095 < 128, a < pageEnd { tinyseek_prefetch_l2(UnsafeRawPointer(p + i) + StreamPrefetch.pageAheadBytes) }
+                // The page the step enters, if it enters one, as the matvec does.
+                WeightKernels.forEachPageBoundary(from: UInt(bitPattern: p + i), bytes: 128, below: pageEnd) { boundary in
+                    tinyseek_prefetch_l2(UnsafeRawPointer(bitPattern: boundary + UInt(StreamPrefetch.pageAheadBytes)))
+                }
             }
             s0 += load8(p + i); s1 += load8(p + i + 8); s2 += load8(p + i + 16); s3 += load8(p + i + 24)
             i += 32

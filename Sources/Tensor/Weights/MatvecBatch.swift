@@ -40,19 +40,15 @@ public final class MatvecBatch: @unchecked Sendable {
         /// L2 after the first pass).
         @inline(__always)
         func run(rows lo: Int, _ hi: Int, scratch: Scratch) {
-            if m == 1 {
-                WeightKernels.matvec(view, rows: lo..<hi, x: x, y: y, scratch: scratch)
-            } else {
-                var i = 0
-                while i < m {
-                    let n = Swift.min(WeightKernels.smallBatch, m - i)
-                    if n == 1 {
-                        WeightKernels.matvec(view, rows: lo..<hi, x: x + i * ldx, y: y + i * ldy, scratch: scratch)
-                    } else {
-                        WeightKernels.smallBatch(view, rows: lo..<hi, m: n, x: x + i * ldx, ldx: ldx, y: y + i * ldy, ldy: ldy)
-                    }
-                    i += n
+            var i = 0
+            while i < m {
+                let n = Swift.min(WeightKernels.smallBatch, m - i)
+                if n == 1 {
+                    WeightKernels.matvec(view, rows: lo..<hi, x: x + i * ldx, y: y + i * ldy, scratch: scratch)
+                } else {
+                    WeightKernels.smallBatch(view, rows: lo..<hi, m: n, x: x + i * ldx, ldx: ldx, y: y + i * ldy, ldy: ldy)
                 }
+                i += n
             }
             if let bias { for r in 0..<m { Kernels.add(y + r * ldy + lo, bias + lo, count: hi - lo, out: y + r * ldy + lo) } }
         }
@@ -149,9 +145,7 @@ public final class MatvecBatch: @unchecked Sendable {
     /// batch has run: nothing keeps it alive (the `WeightMatrix` overloads do).
     public func append(_ w: WeightView, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                        bias: UnsafePointer<Float>? = nil) {
-        let first = products.count
-        products.append(Product(view: w, x: x, y: y, bias: bias))
-        addItem(.rows, from: first)
+        append(w, rows: 1, x: x, ldx: 0, y: y, ldy: 0, bias: bias)
     }
 
     /// Adds y[W.cols] = xᵀ·W for x[W.rows] (see `WeightMatrix.applyTransposed`).
