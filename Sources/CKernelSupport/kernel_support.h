@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "rows_avx512.h"
+
 // Asks for the cache line holding `p` to be loaded into all cache levels (a hint: never faults).
 static inline __attribute__((always_inline)) void tinyseek_prefetch(const void *p) {
     __builtin_prefetch(p, 0, 3);

@@ -1,7 +1,9 @@
 import CKernelSupport
 
 /// y[m, rows] = x[m, cols]·Wᵀ for a few rows of activations (2 ≤ m ≤ `WeightKernels.smallBatch`)
-/// straight from 16-bit or Q8_0 weights: batched decode, where m is the number of sequences.
+/// straight from the stored weights: batched decode, where m is the number of sequences, and
+/// experts with a few tokens. On CPUs with AVX-512 the C kernel in rows_avx512.h does it
+/// (`VectorISA`); what follows is the portable AVX2 kernel, used otherwise.
 ///
 /// Decoding tiles of W to float32 for sgemm (the path for large m) costs a pass over the tile
 /// per call, which for a handful of rows is slower than the product itself (measured: a BF16
@@ -13,7 +15,9 @@ extension WeightKernels {
     /// Largest m that takes this path rather than decoded tiles + sgemm.
     static let smallBatch = 16
 
-    /// Largest m for which `WeightMatrix.apply` takes this path: `smallBatch` for 16-bit weights,
+    /// Largest m for which `WeightMatrix.apply` takes this path. With AVX-512, `smallBatch` for
+    /// every format (the 16-lane kernel stays under the memory roof up to 16 rows; see
+    /// rows_avx512.h). With AVX2: `smallBatch` for 16-bit weights,
     /// 8 for F32 (whose sgemm needs no decoding) and Q8_0 (whose weights this kernel widens one by
     /// one to float). At 9-16 rows the kernel does 2·m FLOPs per weight it streams, and the
     /// whole-matrix products of batched decode (the LM head, the projections) became
@@ -22,7 +26,8 @@ extension WeightKernels {
     /// (alternating runs on the Xeon host, OpenBLAS SkylakeX kernels); from 4 rows F32 tg64@4
     /// lost 12%. (`MatvecBatch` items keep this kernel up to 16 rows: their 64 KB pieces are too
     /// small for sgemm's packing.)
-    static func smallBatchLimit(_ storage: WeightMatrix.Storage) -> Int {
+    static func smallBatchLimit(_ storage: WeightMatrix.Storage, isa: VectorISA = .current) -> Int {
+        if isa == .avx512 { return smallBatch }
         switch storage {
         case .f32, .q8_0: return 8
         case .bf16, .f16: return smallBatch
@@ -30,8 +35,12 @@ extension WeightKernels {
     }
 
     static func smallBatch(_ w: WeightView, rows: Range<Int>, m: Int, x: UnsafePointer<Float>, ldx: Int,
-                           y: UnsafeMutablePointer<Float>, ldy: Int) {
+                           y: UnsafeMutablePointer<Float>, ldy: Int, isa: VectorISA = .current) {
         let cols = w.cols
+        if isa == .avx512 && ldy < Int(Int32.max) / 8 {   // the kernel scatters into y with 32-bit offsets
+            smallBatchAVX512(w, rows: rows, m: m, x: x, ldx: ldx, y: y, ldy: ldy)
+            return
+        }
         switch w.storage {
         case let .f32(p): smallBatch(FloatRows<F32Lanes>(w: p, cols: cols), cols: cols, rows: rows, m: m, x: x, ldx: ldx, y: y, ldy: ldy)
         case let .bf16(p): smallBatch(FloatRows<BF16Lanes>(w: p, cols: cols), cols: cols, rows: rows, m: m, x: x, ldx: ldx, y: y, ldy: ldy)
@@ -39,6 +48,24 @@ extension WeightKernels {
         case let .q8_0(v, s):
             smallBatchQ8(values: v, scales: s, cols: cols, rows: rows, m: m, x: x, ldx: ldx, y: y, ldy: ldy)
         }
+    }
+
+    /// The AVX-512 kernel (`tinyseek_rows_avx512`, rows_avx512.h): two rows of W against eight of
+    /// x per pass, 16 floats a step. It prefetches every line into L2 as far ahead as the float
+    /// matvec does (`StreamPrefetch.lineAheadBytes`), and at least two rows on: it streams two
+    /// adjacent rows, so anything nearer is being read already.
+    static func smallBatchAVX512(_ w: WeightView, rows: Range<Int>, m: Int, x: UnsafePointer<Float>, ldx: Int,
+                                 y: UnsafeMutablePointer<Float>, ldy: Int) {
+        guard !rows.isEmpty, m > 0 else { return }
+        let format: Int32, base: UnsafeRawPointer, scales: UnsafePointer<UInt16>?, elementBytes: Int
+        switch w.storage {
+        case let .f32(p): (format, base, scales, elementBytes) = (Int32(TINYSEEK_F32), UnsafeRawPointer(p), nil, 4)
+        case let .bf16(p): (format, base, scales, elementBytes) = (Int32(TINYSEEK_BF16), UnsafeRawPointer(p), nil, 2)
+        case let .f16(p): (format, base, scales, elementBytes) = (Int32(TINYSEEK_F16), UnsafeRawPointer(p), nil, 2)
+        case let .q8_0(v, s): (format, base, scales, elementBytes) = (Int32(TINYSEEK_Q8_0), UnsafeRawPointer(v), s, 1)
+        }
+        let ahead = max(StreamPrefetch.lineAheadBytes(elementBytes: max(2, elementBytes)), 2 * w.cols * elementBytes)
+        tinyseek_rows_avx512(base, scales, w.cols, format, rows.lowerBound, rows.upperBound, x, ldx, m, y, ldy, ahead)
     }
 
     /// Q8_0: the same tiling, walked block by block so each row's scale is loaded once per 32

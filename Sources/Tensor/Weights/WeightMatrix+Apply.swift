@@ -11,11 +11,12 @@ extension WeightMatrix {
     ///
     /// - m = 1 (decode): the format's SIMD matvec, split over output rows across the worker pool.
     ///   Bytes: the whole matrix once at `bytesPerElement`; FLOPs 2·rows·cols.
-    /// - 2 ≤ m ≤ 16 (8 in F32 and Q8_0), any format: each weight read (and widened) once in registers for all m rows
-    ///   (`WeightKernels.smallBatch`: batched decode, and experts with a few tokens each, stay
-    ///   near the matvec's memory speed instead of paying sgemm's packing per tiny call).
-    /// - m > 8, F32: sgemm (split over output columns across the pool, see `Kernels.gemm`).
-    /// - m > 16 (8 in Q8_0), other formats: panels of rows are decoded into a per-lane float32 tile that stays
+    /// - 2 ≤ m ≤ 16 (with AVX2 only: 8 in F32 and Q8_0), any format: each weight read (and widened)
+    ///   once in registers for all m rows (`WeightKernels.smallBatch`: batched decode, and experts
+    ///   with a few tokens each, stay near the matvec's memory speed instead of paying sgemm's
+    ///   packing per tiny call).
+    /// - larger m, F32: sgemm (split over output columns across the pool, see `Kernels.gemm`).
+    /// - larger m, other formats: panels of rows are decoded into a per-lane float32 tile that stays
     ///   in L2, and each tile goes through sgemm. Decoding costs ~1 op per weight against 2·m FLOPs
     ///   per weight of the product, so it disappears once m is large.
     ///

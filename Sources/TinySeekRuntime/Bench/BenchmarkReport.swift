@@ -117,6 +117,8 @@ public struct BenchmarkMachine: Codable, Sendable {
     public let sgemmKernels: String
     /// How the float matvecs and the read probe prefetch (`StreamPrefetch`: "line" or "page").
     public let streamPrefetch: String
+    /// The widest vector instructions the kernels used (`VectorISA`: "avx2" or "avx512").
+    public let vectorISA: String
 
     init(calibration: MachineProfile, gemmProbes: [Double], readProbes: [Double], oneLaneRead: Double? = nil,
          kernelRead: (gbps: Double, ofProbe: Double)? = nil, lanes: Int) {
@@ -132,6 +134,7 @@ public struct BenchmarkMachine: Codable, Sendable {
         self.lanes = lanes
         sgemmKernels = BLAS.coreDescription
         streamPrefetch = StreamPrefetch.current.rawValue
+        vectorISA = VectorISA.current.rawValue
     }
 
     enum CodingKeys: String, CodingKey {
@@ -144,6 +147,7 @@ public struct BenchmarkMachine: Codable, Sendable {
         case matvecOfRoof = "matvec_of_roof"
         case sgemmKernels = "sgemm_kernels"
         case streamPrefetch = "stream_prefetch"
+        case vectorISA = "vector_isa"
         case calibration, lanes
     }
 }
@@ -322,7 +326,8 @@ public struct BenchmarkReport: Codable, Sendable {
                     String(format: ", %.1f GB/s through the F32 matvec kernel in the same bursts (%.1f%% of the probe beside it)",
                            gbps, 100 * (machine.matvecOfRoof ?? 0)) } ?? "")
                 + String(format: "; calibration before loading: %.1f GFLOP/s, %.1f GB/s; %d lanes",
-                         machine.calibration.gemmGFLOPS, machine.calibration.bandwidthGBps, machine.lanes),
+                         machine.calibration.gemmGFLOPS, machine.calibration.bandwidthGBps, machine.lanes)
+                + "; few-rows kernels \(machine.vectorISA) (\(VectorISA.variable))",
             "",
             "| test        |                t/s | roofline | roof used                                   |",
             "| ----------- | -----------------: | -------: | ------------------------------------------- |",

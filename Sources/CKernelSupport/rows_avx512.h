@@ -1,0 +1,185 @@
+// The few-rows product y[i, j] = Σ_p W[j, p]·x[i, p] (m ≤ 16 rows of x, any weight format) in
+// AVX-512, for CPUs that have it: `WeightKernels.smallBatch` calls it when `VectorISA.current` is
+// .avx512 and runs its portable AVX2 kernel otherwise.
+//
+// Why C: Swift has no per-function target attribute, and the package is compiled for AVX2 so it
+// runs on every x86-64 CPU this project targets. A `target("avx512...")` function here is
+// compiled with AVX-512 whatever the package's flags, and only called after the CPUID check.
+// (The inner loops carry `unroll(full)`: without it the Swift compiler's pipeline kept the
+// sixteen accumulators on the stack, and the kernel was 1.25× slower than the AVX2 one.)
+//
+// Why it matters: batched decode multiplies every weight it streams by m rows of activations, so
+// at 9-16 rows the AVX2 kernel (8 lanes an FMA) was compute-bound below the memory roof, and
+// OpenBLAS's sgemm spent two thirds of its time packing the weights (perf at 16 sequences:
+// sgemm_incopy 18%, its kernel 9% of a step). Decode steps of the benchmark model alternating
+// between this kernel and the AVX2 path (median ratio of a step to its neighbours, 4 × 32 pairs;
+// Xeon model 207): at 16 sequences 0.74× as long in F32, 0.62× in BF16, 0.59× in Q8_0; at 4
+// sequences 0.82×, 0.79×, 0.75×.
+//
+// The tile: two rows of W against up to eight rows of x, sixteen 512-bit accumulators, 16
+// columns a step; W's two rows are widened once per pass (m = 16 takes two passes, the second
+// reading W from L1); the sixteen sums are reduced together (`tinyseek_hsum16`) and scattered
+// into y. Each step prefetches the next line of both rows `ahead` bytes on into L2 (without it,
+// steps took 0.86× instead of 0.74× at 16 sequences; 2× or 4× the distance changed nothing).
+// Four rows of W against four of x took 0.78×, and switching to that tile for m ≤ 4 gained
+// nothing. Columns past the last multiple of 16 go through masked loads, so any width works.
+#ifndef TINYSEEK_ROWS_AVX512_H
+#define TINYSEEK_ROWS_AVX512_H
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <stdint.h>
+
+#define TINYSEEK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
+
+// 1 when the CPU has AVX-512 F, DQ, BW and VL and the OS saves the opmask and ZMM state.
+static inline int tinyseek_has_avx512(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!((c >> 27) & 1)) return 0;  // OSXSAVE
+    unsigned xcr0, xcr0High;
+    __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(xcr0High) : "c"(0));
+    if ((xcr0 & 0xe6) != 0xe6) return 0;  // XMM, YMM, opmask, ZMM state
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);
+}
+
+// Storage formats, as `WeightMatrix.Storage` names them.
+enum { TINYSEEK_F32 = 0, TINYSEEK_BF16 = 1, TINYSEEK_F16 = 2, TINYSEEK_Q8_0 = 3 };
+
+// Sixteen weights of row `j` from column `p` as floats; lanes at or past `cols` read as 0
+// (`mask` has a bit per lane still inside the row).
+static inline __attribute__((always_inline)) TINYSEEK_AVX512
+__m512 tinyseek_w16(const void *w, const uint16_t *scales, long cols, long blocks, int format, long j, long p, __mmask16 mask) {
+    switch (format) {
+    case TINYSEEK_F32:
+        return _mm512_maskz_loadu_ps(mask, (const float *)w + j * cols + p);
+    case TINYSEEK_BF16: {
+        __m256i h = _mm256_maskz_loadu_epi16(mask, (const uint16_t *)w + j * cols + p);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    case TINYSEEK_F16:
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, (const uint16_t *)w + j * cols + p));
+    default: {
+        __m128i q = _mm_maskz_loadu_epi8(mask, (const int8_t *)w + j * cols + p);
+        float d = _cvtsh_ss(scales[j * blocks + p / 32]);
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(d));
+    }
+    }
+}
+
+// [Σa[0], Σa[1], ..., Σa[15]]: four rounds of pairwise adds (unpack, shuffle_ps, two shuffle_f32x4)
+// instead of sixteen separate reductions (45 instructions for 16 sums rather than ~130).
+static inline __attribute__((always_inline)) TINYSEEK_AVX512 __m512 tinyseek_hsum16(const __m512 *a) {
+    __m512 b[8], c[4], d[2];
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < 8; i++)  // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] of the pair
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < 4; i++)  // per 128-bit lane: the lane's sums of four inputs
+        c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < 2; i++)  // pairs of 128-bit lanes added
+        d[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88), _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(d[0], d[1], 0x88), _mm512_shuffle_f32x4(d[0], d[1], 0xDD));
+}
+
+// One pass: rows [j, j + rw) of W (rows at or past `rowsEnd` repeat the last and are dropped)
+// against rows [0, rx) of x (rw·rx ≤ 16; both compile-time constants once inlined), prefetching
+// `ahead` bytes past what the pass reads in each of its rows when `ahead` > 0.
+static inline __attribute__((always_inline)) TINYSEEK_AVX512
+void tinyseek_rows_pass(const void *w, const uint16_t *scales, long cols, long blocks, int format, int elementBytes,
+                        long j, long rowsEnd, int rw, const float *x, long ldx, int rx, float *y, long ldy, long ahead) {
+    __m512 acc[16];
+    long jr[4];
+    _Pragma("clang loop unroll(full)")
+    for (int a = 0; a < 16; a++) acc[a] = _mm512_setzero_ps();
+    _Pragma("clang loop unroll(full)")
+    for (int a = 0; a < rw; a++) jr[a] = j + a < rowsEnd ? j + a : rowsEnd - 1;
+    long p = 0;
+    for (; p + 16 <= cols; p += 16) {
+        if (ahead > 0)
+            _Pragma("clang loop unroll(full)")
+            for (int a = 0; a < rw; a++) _mm_prefetch((const char *)w + (jr[a] * cols + p) * elementBytes + ahead, _MM_HINT_T1);
+        __m512 v[4];
+        _Pragma("clang loop unroll(full)")
+        for (int a = 0; a < rw; a++) v[a] = tinyseek_w16(w, scales, cols, blocks, format, jr[a], p, 0xFFFF);
+        _Pragma("clang loop unroll(full)")
+        for (int r = 0; r < rx; r++) {
+            __m512 xv = _mm512_loadu_ps(x + r * ldx + p);
+            _Pragma("clang loop unroll(full)")
+            for (int a = 0; a < rw; a++) acc[a * rx + r] = _mm512_fmadd_ps(v[a], xv, acc[a * rx + r]);
+        }
+    }
+    if (p < cols) {
+        __mmask16 mask = (__mmask16)((1u << (cols - p)) - 1);
+        __m512 v[4];
+        _Pragma("clang loop unroll(full)")
+        for (int a = 0; a < rw; a++) v[a] = tinyseek_w16(w, scales, cols, blocks, format, jr[a], p, mask);
+        _Pragma("clang loop unroll(full)")
+        for (int r = 0; r < rx; r++) {
+            __m512 xv = _mm512_maskz_loadu_ps(mask, x + r * ldx + p);
+            _Pragma("clang loop unroll(full)")
+            for (int a = 0; a < rw; a++) acc[a * rx + r] = _mm512_fmadd_ps(v[a], xv, acc[a * rx + r]);
+        }
+    }
+    // Lane a·rx + r holds y[r, j + a].
+    __m512 sums = tinyseek_hsum16(acc);
+    int offsets[16];
+    __mmask16 keep = 0;
+    _Pragma("clang loop unroll(full)")
+    for (int a = 0; a < rw; a++)
+        _Pragma("clang loop unroll(full)")
+        for (int r = 0; r < rx; r++) {
+            offsets[a * rx + r] = (int)(r * ldy) + a;
+            if (j + a < rowsEnd) keep |= (__mmask16)(1u << (a * rx + r));
+        }
+    _Pragma("clang loop unroll(full)")
+    for (int l = rw * rx; l < 16; l++) offsets[l] = 0;
+    _mm512_mask_i32scatter_ps(y + j, keep, _mm512_loadu_si512(offsets), sums, 4);
+}
+
+// The whole product for one format (a literal once inlined, so the widening has no branch).
+static inline __attribute__((always_inline)) TINYSEEK_AVX512
+void tinyseek_rows_format(const void *w, const uint16_t *scales, long cols, int format,
+                          long rowsBegin, long rowsEnd, const float *x, long ldx, long m,
+                          float *y, long ldy, long ahead) {
+    const int elementBytes = format == TINYSEEK_F32 ? 4 : format == TINYSEEK_Q8_0 ? 1 : 2;
+    const long blocks = (cols + 31) / 32;
+#define TINYSEEK_PASS(RW, RX) tinyseek_rows_pass(w, scales, cols, blocks, format, elementBytes, j, rowsEnd, RW, \
+                                                 x + i * ldx, ldx, RX, y + i * ldy, ldy, i == 0 ? ahead : 0)
+    for (long j = rowsBegin; j < rowsEnd; j += 2) {
+        for (long i = 0; i < m; i += 8) {
+            switch (m - i >= 8 ? 8 : (int)(m - i)) {
+            case 8: TINYSEEK_PASS(2, 8); break;
+            case 7: TINYSEEK_PASS(2, 7); break;
+            case 6: TINYSEEK_PASS(2, 6); break;
+            case 5: TINYSEEK_PASS(2, 5); break;
+            case 4: TINYSEEK_PASS(2, 4); break;
+            case 3: TINYSEEK_PASS(2, 3); break;
+            case 2: TINYSEEK_PASS(2, 2); break;
+            default: TINYSEEK_PASS(2, 1); break;
+            }
+        }
+    }
+#undef TINYSEEK_PASS
+}
+
+// y[i·ldy + j] = Σ_p W[j, p]·x[i·ldx + p] for i < m, j in [rowsBegin, rowsEnd), W in `format`
+// (`w` the values, row stride `cols`; `scales` Q8_0's half-precision block scales, ⌈cols/32⌉ a
+// row). `ahead`: bytes past the pass's position to prefetch into L2 (0: none).
+// Requires tinyseek_has_avx512(); 16·ldy must fit in 32 bits.
+static TINYSEEK_AVX512
+void tinyseek_rows_avx512(const void *w, const uint16_t *scales, long cols, int format,
+                          long rowsBegin, long rowsEnd, const float *x, long ldx, long m,
+                          float *y, long ldy, long ahead) {
+    switch (format) {
+    case TINYSEEK_F32: tinyseek_rows_format(w, scales, cols, TINYSEEK_F32, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
+    case TINYSEEK_BF16: tinyseek_rows_format(w, scales, cols, TINYSEEK_BF16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
+    case TINYSEEK_F16: tinyseek_rows_format(w, scales, cols, TINYSEEK_F16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
+    default: tinyseek_rows_format(w, scales, cols, TINYSEEK_Q8_0, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
+    }
+}
+
+#undef TINYSEEK_AVX512
+#endif
