@@ -1,16 +1,14 @@
 // Small x86-64 helpers for the weight kernels, header-only so Swift inlines them into its loops:
 // software prefetch (Swift has no prefetch intrinsic), the widening conversions of 8 weights to
 // 8 floats (the standard library's generic SIMD conversions are not reliably inlined: inside a
-// larger loop they became a call per 8 weights), and the Q8_0 matvec's int16 activations and
-// integer block dot.
+// larger loop they became a call per 8 weights), the Q8_0 matvec's int16 activations and
+// integer block dot, the CPU feature checks, and (rows_avx512.h) the AVX-512 kernels.
 #ifndef TINYSEEK_KERNEL_SUPPORT_H
 #define TINYSEEK_KERNEL_SUPPORT_H
 
 #include <cpuid.h>
 #include <stdint.h>
 #include <string.h>
-
-#include "rows_avx512.h"
 
 // Asks for the cache line holding `p` to be loaded into all cache levels (a hint: never faults).
 static inline __attribute__((always_inline)) void tinyseek_prefetch(const void *p) {
@@ -127,11 +125,39 @@ static inline __attribute__((always_inline)) tinyseek_float8 tinyseek_hsum8x8(
 }
 #undef TINYSEEK_HADD
 
+// 1 when the CPU has AVX2 and FMA and the OS saves the YMM state (the package's baseline; what
+// OpenBLAS's Haswell kernels need).
+static inline int tinyseek_has_avx2_fma(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    if (!fma || !osxsave || !avx) return 0;
+    unsigned xcr0, xcr0High;
+    __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(xcr0High) : "c"(0));
+    if ((xcr0 & 0x6) != 0x6) return 0;  // XMM and YMM state
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 5) & 1;
+}
+
+// 1 when the CPU also has AVX-512 F, DQ, BW and VL and the OS saves the opmask and ZMM state
+// (`VectorISA`'s .avx512; OpenBLAS's SkylakeX kernels).
+static inline int tinyseek_has_avx512(void) {
+    if (!tinyseek_has_avx2_fma()) return 0;
+    unsigned a, b, c, d, xcr0, xcr0High;
+    __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(xcr0High) : "c"(0));
+    if ((xcr0 & 0xe0) != 0xe0) return 0;  // opmask, ZMM 0-15 upper halves, ZMM 16-31
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);
+}
+
 // 1 when CPUID's vendor string is "GenuineIntel" (for `StreamPrefetch`'s default).
 static inline int tinyseek_cpu_is_intel(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
     return b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;  // "Genu" "ineI" "ntel"
 }
+
+// The AVX-512 kernels (compiled for AVX-512 per function, called only when it is there).
+#include "rows_avx512.h"
 
 #endif

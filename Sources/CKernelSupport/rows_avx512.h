@@ -5,7 +5,7 @@
 //
 // Why C: Swift has no per-function target attribute, and the package is compiled for AVX2 so it
 // runs on every x86-64 CPU this project targets. A `target("avx512...")` function here is
-// compiled with AVX-512 whatever the package's flags, and only called after the CPUID check.
+// compiled with AVX-512 whatever the package's flags, and only called after the CPUID check (`tinyseek_has_avx512`, kernel_support.h).
 // (The inner loops carry `unroll(full)`: without it the Swift compiler's pipeline kept the
 // sixteen accumulators on the stack, and the kernel was 1.25× slower than the AVX2 one.)
 //
@@ -27,23 +27,10 @@
 #ifndef TINYSEEK_ROWS_AVX512_H
 #define TINYSEEK_ROWS_AVX512_H
 
-#include <cpuid.h>
 #include <immintrin.h>
 #include <stdint.h>
 
 #define TINYSEEK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
-
-// 1 when the CPU has AVX-512 F, DQ, BW and VL and the OS saves the opmask and ZMM state.
-static inline int tinyseek_has_avx512(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    if (!((c >> 27) & 1)) return 0;  // OSXSAVE
-    unsigned xcr0, xcr0High;
-    __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(xcr0High) : "c"(0));
-    if ((xcr0 & 0xe6) != 0xe6) return 0;  // XMM, YMM, opmask, ZMM state
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    return ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);
-}
 
 // Storage formats, as `WeightMatrix.Storage` names them.
 enum { TINYSEEK_F32 = 0, TINYSEEK_BF16 = 1, TINYSEEK_F16 = 2, TINYSEEK_Q8_0 = 3 };

@@ -17,20 +17,22 @@ struct BLASTests {
         return Set(line.split(separator: ":")[1].split(separator: " "))
     }
 
-    @Test("the family named for the CPU's instruction sets agrees with /proc/cpuinfo")
+    @Test("the OpenBLAS family and the vector width named for the CPU's instruction sets agree with /proc/cpuinfo")
     func familyForISA() throws {
         let flags = try cpuFlags()
         let avx512 = ["avx512f", "avx512dq", "avx512bw", "avx512vl"].allSatisfy { flags.contains(Substring($0)) }
         let avx2 = flags.contains("avx2") && flags.contains("fma")
         let expected: String? = avx2 ? (avx512 ? "SkylakeX" : "Haswell") : nil
-        let got = tinyseek_openblas_core_for_isa().map { String(cString: $0) }
+        let got = BLAS.coreForInstructionSets
         #expect(got == expected, "CPUID says \(got ?? "nil"), /proc/cpuinfo flags say \(expected ?? "nil")")
+        // The same CPUID answer picks the kernels' vector width (VectorISA).
+        #expect(VectorISA.hardwareHasAVX512 == (avx2 && avx512), "CPUID says AVX-512: \(VectorISA.hardwareHasAVX512)")
     }
 
     @Test("a relaunch is asked for only when OpenBLAS fell back to its generic kernels and the user did not choose")
     func betterCoreOnlyOnFallback() {
         #expect(BLAS.betterCore(environment: ["OPENBLAS_CORETYPE": "Haswell"]) == nil)
-        let isa = tinyseek_openblas_core_for_isa().map { String(cString: $0) }
+        let isa = BLAS.coreForInstructionSets
         let expected = BLAS.coreName == BLAS.genericCore ? isa : nil
         #expect(BLAS.betterCore(environment: [:]) == expected,
                 "OpenBLAS picked \(BLAS.coreName); the CPU's instruction sets call for \(isa ?? "nothing better")")

@@ -1,3 +1,4 @@
+import CKernelSupport
 import COpenBLAS
 import Foundation
 #if canImport(Glibc)
@@ -27,9 +28,15 @@ public enum BLAS {
     /// AVX2 and FMA (the one its detection gives such a CPU when it knows the model), or nil: it
     /// did not fall back, the CPU has no AVX2, or OPENBLAS_CORETYPE already chose.
     public static func betterCore(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
-        guard environment["OPENBLAS_CORETYPE"] == nil, coreName == genericCore,
-              let better = tinyseek_openblas_core_for_isa() else { return nil }
-        return String(cString: better)
+        guard environment["OPENBLAS_CORETYPE"] == nil, coreName == genericCore else { return nil }
+        return coreForInstructionSets
+    }
+
+    /// The family OpenBLAS's detection gives a CPU with this one's instruction sets when it knows
+    /// the model: "SkylakeX" with AVX-512 (F, DQ, BW, VL), "Haswell" with AVX2 and FMA, nil below
+    /// that. Read from CPUID and XGETBV (which state the OS saves), not from the model number.
+    public static var coreForInstructionSets: String? {
+        VectorISA.hardwareHasAVX512 ? "SkylakeX" : tinyseek_has_avx2_fma() != 0 ? "Haswell" : nil
     }
 
     /// Set by `relaunchWithBetterCore` to the family OpenBLAS had picked, so reports can say so.
