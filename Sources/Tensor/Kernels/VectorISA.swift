@@ -6,8 +6,9 @@ import Foundation
 /// a per-function target (`rows_avx512.h`) and called only when the CPU has AVX-512.
 ///
 /// Today that is the few-rows product (`WeightKernels.smallBatch`: batched decode, and experts
-/// with a few tokens): at 9-16 rows each weight meets 2·m FLOPs, and with 8-lane FMAs the
-/// product was compute-bound below the memory roof.
+/// with a few tokens), where at 9-16 rows each weight meets 2·m FLOPs and with 8-lane FMAs the
+/// product was compute-bound below the memory roof, and the F32 batch-1 matvec (fewer
+/// instructions between the loads of a memory-bound stream).
 ///
 /// The default is the best the CPU has; TINYSEEK_ISA=avx2 keeps the portable kernels (to compare,
 /// or to rule the wide ones out), and =avx512 on a CPU without it is refused by the CLI.

@@ -327,7 +327,7 @@ public struct BenchmarkReport: Codable, Sendable {
                            gbps, 100 * (machine.matvecOfRoof ?? 0)) } ?? "")
                 + String(format: "; calibration before loading: %.1f GFLOP/s, %.1f GB/s; %d lanes",
                          machine.calibration.gemmGFLOPS, machine.calibration.bandwidthGBps, machine.lanes)
-                + "; few-rows kernels \(machine.vectorISA) (\(VectorISA.variable))",
+                + "; vector kernels \(machine.vectorISA) (\(VectorISA.variable))",
             "",
             "| test        |                t/s | roofline | roof used                                   |",
             "| ----------- | -----------------: | -------: | ------------------------------------------- |",

@@ -52,7 +52,7 @@ public enum Calibration {
         progress("\(cpu), \(threads) threads\(llcText); sgemm: OpenBLAS \(BLAS.coreDescription) kernels, one thread per call, "
                  + "split over \(lanes) worker-pool lanes; streams prefetch "
                  + (StreamPrefetch.current == .everyLine ? "every line" : "a page ahead") + " (\(StreamPrefetch.variable)); "
-                 + "few-rows kernels \(VectorISA.current.rawValue) (\(VectorISA.variable))")
+                 + "vector kernels \(VectorISA.current.rawValue) (\(VectorISA.variable))")
         if lanes < threads {
             progress("note: the worker pool has \(lanes) of \(threads) cores (TINYSEEK_THREADS?); GEMM is not all-core")
         }
