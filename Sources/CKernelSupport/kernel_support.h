@@ -2,7 +2,8 @@
 // software prefetch (Swift has no prefetch intrinsic), the widening conversions of 8 weights to
 // 8 floats (the standard library's generic SIMD conversions are not reliably inlined: inside a
 // larger loop they became a call per 8 weights), the Q8_0 matvec's int16 activations and
-// integer block dot, the CPU feature checks, and (rows_avx512.h) the AVX-512 kernels.
+// integer block dot, the CPU feature checks, and (rows_avx2.h, rows_avx512.h) the few-rows
+// products and the AVX-512 F32 matvec.
 #ifndef TINYSEEK_KERNEL_SUPPORT_H
 #define TINYSEEK_KERNEL_SUPPORT_H
 
@@ -157,7 +158,9 @@ static inline int tinyseek_cpu_is_intel(void) {
     return b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;  // "Genu" "ineI" "ntel"
 }
 
-// The AVX-512 kernels (compiled for AVX-512 per function, called only when it is there).
+// The few-rows kernels in AVX2 and, compiled for AVX-512 per function and called only when it is
+// there, the AVX-512 kernels.
+#include "rows_avx2.h"
 #include "rows_avx512.h"
 
 #endif

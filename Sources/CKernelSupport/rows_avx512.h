@@ -28,12 +28,11 @@
 #define TINYSEEK_ROWS_AVX512_H
 
 #include <immintrin.h>
+
+#include "rows_avx2.h"  // the formats' names
 #include <stdint.h>
 
 #define TINYSEEK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
-
-// Storage formats, as `WeightMatrix.Storage` names them.
-enum { TINYSEEK_F32 = 0, TINYSEEK_BF16 = 1, TINYSEEK_F16 = 2, TINYSEEK_Q8_0 = 3 };
 
 // Sixteen weights of row `j` from column `p` as floats; lanes at or past `cols` read as 0
 // (`mask` has a bit per lane still inside the row).

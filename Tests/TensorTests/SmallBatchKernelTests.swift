@@ -3,8 +3,8 @@ import Foundation
 import Testing
 
 // The few-rows product (`WeightKernels.smallBatch`) in each instruction set this CPU runs, against
-// ReferenceWeightKernels on the same stored weights: every m from 2 to 16 (the AVX-512 kernel's
-// passes of 8 rows and their remainders), row ranges with odd ends (its pairs of W rows and the
+// ReferenceWeightKernels on the same stored weights: every m from 2 to 16 (the kernels' passes of 6
+// (AVX2) or 8 (AVX-512) rows and their remainders), row ranges with odd ends (its pairs of W rows and the
 // lone last row), widths off the 16-column step (masked tails) and Q8_0's short last block, and
 // padded strides whose padding must stay untouched.
 

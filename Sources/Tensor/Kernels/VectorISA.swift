@@ -10,8 +10,8 @@ import Foundation
 /// product was compute-bound below the memory roof, and the F32 batch-1 matvec (fewer
 /// instructions between the loads of a memory-bound stream).
 ///
-/// The default is the best the CPU has; TINYSEEK_ISA=avx2 keeps the portable kernels (to compare,
-/// or to rule the wide ones out), and =avx512 on a CPU without it is refused by the CLI.
+/// The default is the best the CPU has; TINYSEEK_ISA=avx2 keeps the AVX2 kernels (to compare, or
+/// to rule the wide ones out), and =avx512 on a CPU without it is refused by the CLI.
 public enum VectorISA: String, Sendable, CaseIterable {
     case avx2
     case avx512

@@ -10,7 +10,7 @@ import CKernelSupport
 ///
 /// `ReferenceWeightKernels` holds the definitions these are tested against.
 enum WeightKernels {
-    // Prefetching (Q8_0 matvec, small-batch kernels): while a loop reads a group of rows, it
+    // Prefetching (Q8_0 matvec): while a loop reads a group of rows, it
     // prefetches the group `ahead(groupBytes:)` groups further on (at least `prefetchBytes` ahead)
     // into L2, one line per 64 bytes consumed, and a range starts by prefetching its first groups.
     // Measured on Zen 4: a four-row 16-bit matvec without it reached only half the bytes/s of an
@@ -375,4 +375,34 @@ func half(_ bits: UInt16) -> Float {
     #else
     return ReferenceKernels.f16ToF32(bits)
     #endif
+}
+
+/// Eight float32 weights of row j from column p (p a multiple of 8, p + 8 ≤ cols), or one: how
+/// the transposed product reads each format.
+protocol RowDecoder {
+    func decode8(_ j: Int, _ p: Int) -> V8
+    func scalar(_ j: Int, _ p: Int) -> Float
+    func rowBase(_ j: Int) -> UnsafeRawPointer
+}
+
+struct FloatRows<L: Lanes>: RowDecoder {
+    let w: UnsafePointer<L.Element>
+    let cols: Int
+    @inline(__always) func decode8(_ j: Int, _ p: Int) -> V8 { L.decode8(w + j * cols + p) }
+    @inline(__always) func scalar(_ j: Int, _ p: Int) -> Float { L.scalar(w[j * cols + p]) }
+    @inline(__always) func rowBase(_ j: Int) -> UnsafeRawPointer { UnsafeRawPointer(w + j * cols) }
+}
+
+/// Q8_0 rows: 8 values times their block's scale (8 divides 32, so the 8 share one block).
+struct Q8Rows: RowDecoder {
+    let values: UnsafePointer<Int8>
+    let scales: UnsafePointer<UInt16>
+    let cols: Int, blocks: Int
+    @inline(__always) func decode8(_ j: Int, _ p: Int) -> V8 {
+        int8x8(values + j * cols + p) * V8(repeating: half(scales[j * blocks + p / Q8_0.blockSize]))
+    }
+    @inline(__always) func scalar(_ j: Int, _ p: Int) -> Float {
+        Float(values[j * cols + p]) * half(scales[j * blocks + p / Q8_0.blockSize])
+    }
+    @inline(__always) func rowBase(_ j: Int) -> UnsafeRawPointer { UnsafeRawPointer(values + j * cols) }
 }

@@ -11,10 +11,9 @@ extension WeightMatrix {
     ///
     /// - m = 1 (decode): the format's SIMD matvec, split over output rows across the worker pool.
     ///   Bytes: the whole matrix once at `bytesPerElement`; FLOPs 2·rows·cols.
-    /// - 2 ≤ m ≤ 16 (with AVX2 only: 8 in F32 and Q8_0), any format: each weight read (and widened)
-    ///   once in registers for all m rows (`WeightKernels.smallBatch`: batched decode, and experts
-    ///   with a few tokens each, stay near the matvec's memory speed instead of paying sgemm's
-    ///   packing per tiny call).
+    /// - 2 ≤ m ≤ 16, any format: each weight read (and widened) once in registers for all m rows
+    ///   (`WeightKernels.smallBatch`: batched decode, and experts with a few tokens each, stay
+    ///   near the matvec's memory speed instead of paying sgemm's packing per tiny call).
     /// - larger m, F32: sgemm (split over output columns across the pool, see `Kernels.gemm`).
     /// - larger m, other formats: panels of rows are decoded into a per-lane float32 tile that stays
     ///   in L2, and each tile goes through sgemm. Decoding costs ~1 op per weight against 2·m FLOPs
@@ -39,7 +38,7 @@ extension WeightMatrix {
             matvec(x, into: y, then: next)
             return
         }
-        if m <= WeightKernels.smallBatchLimit(storage) {
+        if m <= WeightKernels.smallBatch {
             // A few rows: widen each weight once in registers for all of them (see SmallBatchKernels).
             let chunks = Swift.max(1, Self.matvecChunks(rows: rows, bytes: byteCount, lanes: WorkerPool.shared.laneCount))
             let per = ((rows + chunks - 1) / chunks + 3) & ~3
