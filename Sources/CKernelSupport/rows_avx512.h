@@ -23,7 +23,8 @@
 // into y. Each step prefetches the next line of both rows `ahead` bytes on into L2 (without it,
 // steps took 0.86× instead of 0.74× at 16 sequences; 2× or 4× the distance changed nothing).
 // Four rows of W against four of x took 0.78×, and switching to that tile for m ≤ 4 gained
-// nothing. Columns past the last multiple of 16 go through masked loads, so any width works.
+// nothing; loading Q8_0's block scale once per 32 weights instead of per 16 (as the AVX2 kernel
+// must) made steps 1.02-1.07× as long. Columns past the last multiple of 16 go through masked loads, so any width works.
 #ifndef TINYSEEK_ROWS_AVX512_H
 #define TINYSEEK_ROWS_AVX512_H
 
