@@ -26,6 +26,17 @@
 // Storage formats, as `WeightMatrix.Storage` names them.
 enum { TINYSEEK_F32 = 0, TINYSEEK_BF16 = 1, TINYSEEK_F16 = 2, TINYSEEK_Q8_0 = 3 };
 
+// In a kernel's entry point: calls `specialized` (its body for one format) with the runtime
+// `format` as a literal, so each format gets its own copy with the widening inlined and no branch
+// in the loop. The entry points' parameters share these names.
+#define TINYSEEK_FOR_FORMAT(specialized) \
+    switch (format) { \
+    case TINYSEEK_F32: specialized(w, scales, cols, TINYSEEK_F32, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break; \
+    case TINYSEEK_BF16: specialized(w, scales, cols, TINYSEEK_BF16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break; \
+    case TINYSEEK_F16: specialized(w, scales, cols, TINYSEEK_F16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break; \
+    default: specialized(w, scales, cols, TINYSEEK_Q8_0, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break; \
+    }
+
 // Eight weights of row `j` from column `p` as floats (`scale`: the row's Q8_0 block scale there).
 static inline __attribute__((always_inline)) TINYSEEK_AVX2
 __m256 tinyseek_w8(const void *w, __m256 scale, long cols, int format, long j, long p) {
@@ -139,12 +150,7 @@ static TINYSEEK_AVX2
 void tinyseek_rows_avx2(const void *w, const uint16_t *scales, long cols, int format,
                         long rowsBegin, long rowsEnd, const float *x, long ldx, long m,
                         float *y, long ldy, long ahead) {
-    switch (format) {
-    case TINYSEEK_F32: tinyseek_rows_avx2_format(w, scales, cols, TINYSEEK_F32, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
-    case TINYSEEK_BF16: tinyseek_rows_avx2_format(w, scales, cols, TINYSEEK_BF16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
-    case TINYSEEK_F16: tinyseek_rows_avx2_format(w, scales, cols, TINYSEEK_F16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
-    default: tinyseek_rows_avx2_format(w, scales, cols, TINYSEEK_Q8_0, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
-    }
+    TINYSEEK_FOR_FORMAT(tinyseek_rows_avx2_format);
 }
 
 #undef TINYSEEK_AVX2

@@ -129,7 +129,7 @@ void tinyseek_rows_pass(const void *w, const uint16_t *scales, long cols, long b
 
 // The whole product for one format (a literal once inlined, so the widening has no branch).
 static inline __attribute__((always_inline)) TINYSEEK_AVX512
-void tinyseek_rows_format(const void *w, const uint16_t *scales, long cols, int format,
+void tinyseek_rows_avx512_format(const void *w, const uint16_t *scales, long cols, int format,
                           long rowsBegin, long rowsEnd, const float *x, long ldx, long m,
                           float *y, long ldy, long ahead) {
     const int elementBytes = format == TINYSEEK_F32 ? 4 : format == TINYSEEK_Q8_0 ? 1 : 2;
@@ -153,20 +153,13 @@ void tinyseek_rows_format(const void *w, const uint16_t *scales, long cols, int 
 #undef TINYSEEK_PASS
 }
 
-// y[i·ldy + j] = Σ_p W[j, p]·x[i·ldx + p] for i < m, j in [rowsBegin, rowsEnd), W in `format`
-// (`w` the values, row stride `cols`; `scales` Q8_0's half-precision block scales, ⌈cols/32⌉ a
-// row). `ahead`: bytes past the pass's position to prefetch into L2 (0: none).
-// Requires tinyseek_has_avx512(); 16·ldy must fit in 32 bits.
+// The product `tinyseek_rows_avx2` computes (same arguments), in AVX-512. Requires
+// tinyseek_has_avx512(); 8·ldy must fit in 32 bits (the scatter's offsets).
 static TINYSEEK_AVX512
 void tinyseek_rows_avx512(const void *w, const uint16_t *scales, long cols, int format,
                           long rowsBegin, long rowsEnd, const float *x, long ldx, long m,
                           float *y, long ldy, long ahead) {
-    switch (format) {
-    case TINYSEEK_F32: tinyseek_rows_format(w, scales, cols, TINYSEEK_F32, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
-    case TINYSEEK_BF16: tinyseek_rows_format(w, scales, cols, TINYSEEK_BF16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
-    case TINYSEEK_F16: tinyseek_rows_format(w, scales, cols, TINYSEEK_F16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
-    default: tinyseek_rows_format(w, scales, cols, TINYSEEK_Q8_0, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break;
-    }
+    TINYSEEK_FOR_FORMAT(tinyseek_rows_avx512_format);
 }
 
 // y[j] = Σ_p W[j, p]·x[p] for j in [rowsBegin, rowsEnd), W float32 with row stride `cols`: the
