@@ -1,19 +1,20 @@
 // Kernels in AVX-512, for CPUs that have it: the few-rows product y[i, j] = Σ_p W[j, p]·x[i, p]
 // (m ≤ 16 rows of x, any weight format), which `WeightKernels.smallBatch` calls when
-// `VectorISA.current` is .avx512 (its portable AVX2 kernel otherwise), and the F32 batch-1
-// matvec (at the end).
+// `VectorISA.current` is .avx512 (rows_avx2.h's otherwise), and the F32 batch-1 matvec (at the
+// end).
 //
 // Why C: Swift has no per-function target attribute, and the package is compiled for AVX2 so it
 // runs on every x86-64 CPU this project targets. A `target("avx512...")` function here is
-// compiled with AVX-512 whatever the package's flags, and only called after the CPUID check (`tinyseek_has_avx512`, kernel_support.h).
-// (The inner loops carry `unroll(full)`: without it the Swift compiler's pipeline kept the
-// sixteen accumulators on the stack, and the kernel was 1.25× slower than the AVX2 one.)
+// compiled with AVX-512 whatever the package's flags, and only called after the CPUID check
+// (`tinyseek_has_avx512`, kernel_support.h). (The inner loops carry `unroll(full)`: without it
+// the Swift compiler's pipeline kept the sixteen accumulators on the stack, and the kernel was
+// 1.25× slower than the AVX2 path.)
 //
 // Why it matters: batched decode multiplies every weight it streams by m rows of activations, so
-// at 9-16 rows the AVX2 kernel (8 lanes an FMA) was compute-bound below the memory roof, and
-// OpenBLAS's sgemm spent two thirds of its time packing the weights (perf at 16 sequences:
-// sgemm_incopy 18%, its kernel 9% of a step). Decode steps of the benchmark model alternating
-// between this kernel and the AVX2 path (median ratio of a step to its neighbours, 4 × 32 pairs;
+// at 9-16 rows the Swift AVX2 kernel of then (8 lanes an FMA) was compute-bound below the memory
+// roof, and OpenBLAS's sgemm spent two thirds of its time packing the weights (perf at 16
+// sequences: sgemm_incopy 18%, its kernel 9% of a step). Decode steps of the benchmark model
+// alternating between this kernel and that AVX2 path (Swift kernel, sgemm at 9-16 rows; median ratio of a step to its neighbours, 4 × 32 pairs;
 // Xeon model 207): at 16 sequences 0.74× as long in F32, 0.62× in BF16, 0.59× in Q8_0; at 4
 // sequences 0.82×, 0.79×, 0.75×.
 //
@@ -23,15 +24,16 @@
 // into y. Each step prefetches the next line of both rows `ahead` bytes on into L2 (without it,
 // steps took 0.86× instead of 0.74× at 16 sequences; 2× or 4× the distance changed nothing).
 // Four rows of W against four of x took 0.78×, and switching to that tile for m ≤ 4 gained
-// nothing; loading Q8_0's block scale once per 32 weights instead of per 16 (as the AVX2 kernel
-// must) made steps 1.02-1.07× as long. Columns past the last multiple of 16 go through masked loads, so any width works.
+// nothing; loading Q8_0's block scale once per 32 weights instead of per 16 (which the AVX2 kernel
+// needs) made steps 1.02-1.07× as long. Columns past the last multiple of 16 go through masked
+// loads, so any width works.
 #ifndef TINYSEEK_ROWS_AVX512_H
 #define TINYSEEK_ROWS_AVX512_H
 
 #include <immintrin.h>
-
-#include "rows_avx2.h"  // the formats' names
 #include <stdint.h>
+
+#include "rows_avx2.h"  // the formats' names, TINYSEEK_FOR_FORMAT
 
 #define TINYSEEK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
 
@@ -76,7 +78,7 @@ static inline __attribute__((always_inline)) TINYSEEK_AVX512 __m512 tinyseek_hsu
 // against rows [0, rx) of x (rw·rx ≤ 16; both compile-time constants once inlined), prefetching
 // `ahead` bytes past what the pass reads in each of its rows when `ahead` > 0.
 static inline __attribute__((always_inline)) TINYSEEK_AVX512
-void tinyseek_rows_pass(const void *w, const uint16_t *scales, long cols, long blocks, int format, int elementBytes,
+void tinyseek_rows_avx512_pass(const void *w, const uint16_t *scales, long cols, long blocks, int format, int elementBytes,
                         long j, long rowsEnd, int rw, const float *x, long ldx, int rx, float *y, long ldy, long ahead) {
     __m512 acc[16];
     long jr[4];
@@ -134,7 +136,7 @@ void tinyseek_rows_avx512_format(const void *w, const uint16_t *scales, long col
                           float *y, long ldy, long ahead) {
     const int elementBytes = format == TINYSEEK_F32 ? 4 : format == TINYSEEK_Q8_0 ? 1 : 2;
     const long blocks = (cols + 31) / 32;
-#define TINYSEEK_PASS(RW, RX) tinyseek_rows_pass(w, scales, cols, blocks, format, elementBytes, j, rowsEnd, RW, \
+#define TINYSEEK_PASS(RW, RX) tinyseek_rows_avx512_pass(w, scales, cols, blocks, format, elementBytes, j, rowsEnd, RW, \
                                                  x + i * ldx, ldx, RX, y + i * ldy, ldy, i == 0 ? ahead : 0)
     for (long j = rowsBegin; j < rowsEnd; j += 2) {
         for (long i = 0; i < m; i += 8) {
