@@ -6,7 +6,7 @@
 // widened rows and a row of x, 15 of the 16 registers), 8 columns a step; m = 16 takes three
 // passes, the later ones reading W's two rows from L1. Q8_0's block scale is loaded once per 32
 // weights (loading it every 8 made the kernel 1.7× slower than the Swift one it replaced); each
-// line of both rows is prefetched `ahead` bytes on into L2; the last columns (width not a multiple
+// line of both rows is prefetched `ahead` bytes on into L2 (within the matrix); the last columns (width not a multiple
 // of 8) are summed one by one.
 //
 // Measured against the Swift AVX2 kernel it replaced (with sgemm or decoded tiles + sgemm at 9-16
@@ -31,10 +31,10 @@ enum { TINYSEEK_F32 = 0, TINYSEEK_BF16 = 1, TINYSEEK_F16 = 2, TINYSEEK_Q8_0 = 3 
 // in the loop. The entry points' parameters share these names.
 #define TINYSEEK_FOR_FORMAT(specialized) \
     switch (format) { \
-    case TINYSEEK_F32: specialized(w, scales, cols, TINYSEEK_F32, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break; \
-    case TINYSEEK_BF16: specialized(w, scales, cols, TINYSEEK_BF16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break; \
-    case TINYSEEK_F16: specialized(w, scales, cols, TINYSEEK_F16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break; \
-    default: specialized(w, scales, cols, TINYSEEK_Q8_0, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead); break; \
+    case TINYSEEK_F32: specialized(w, scales, cols, TINYSEEK_F32, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead, limit); break; \
+    case TINYSEEK_BF16: specialized(w, scales, cols, TINYSEEK_BF16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead, limit); break; \
+    case TINYSEEK_F16: specialized(w, scales, cols, TINYSEEK_F16, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead, limit); break; \
+    default: specialized(w, scales, cols, TINYSEEK_Q8_0, rowsBegin, rowsEnd, x, ldx, m, y, ldy, ahead, limit); break; \
     }
 
 // Eight weights of row `j` from column `p` as floats (`scale`: the row's Q8_0 block scale there).
@@ -82,7 +82,8 @@ static inline __attribute__((always_inline)) TINYSEEK_AVX2 float tinyseek_hsum8(
 // against rows [0, rx) of x (rx ≤ 6, a literal once inlined).
 static inline __attribute__((always_inline)) TINYSEEK_AVX2
 void tinyseek_rows_avx2_pass(const void *w, const uint16_t *scales, long cols, long blocks, int format, int elementBytes,
-                             long j, long rowsEnd, const float *x, long ldx, int rx, float *y, long ldy, long ahead) {
+                             long j, long rowsEnd, const float *x, long ldx, int rx, float *y, long ldy, long ahead,
+                             long limit) {
     __m256 acc[12];
     _Pragma("clang loop unroll(full)")
     for (int a = 0; a < 12; a++) acc[a] = _mm256_setzero_ps();
@@ -91,8 +92,9 @@ void tinyseek_rows_avx2_pass(const void *w, const uint16_t *scales, long cols, l
     long p = 0;
     for (; p + 8 <= cols; p += 8) {
         if (ahead > 0 && ((p * elementBytes) & 63) == 0) {
-            _mm_prefetch((const char *)w + (j * cols + p) * elementBytes + ahead, _MM_HINT_T1);
-            _mm_prefetch((const char *)w + (j1 * cols + p) * elementBytes + ahead, _MM_HINT_T1);
+            const long o0 = (j * cols + p) * elementBytes + ahead, o1 = (j1 * cols + p) * elementBytes + ahead;
+            if (o0 < limit) _mm_prefetch((const char *)w + o0, _MM_HINT_T1);
+            if (o1 < limit) _mm_prefetch((const char *)w + o1, _MM_HINT_T1);
         }
         if (format == TINYSEEK_Q8_0 && (p & 31) == 0) {
             d0 = _mm256_set1_ps(_cvtsh_ss(scales[j * blocks + p / 32]));
@@ -123,11 +125,11 @@ void tinyseek_rows_avx2_pass(const void *w, const uint16_t *scales, long cols, l
 static inline __attribute__((always_inline)) TINYSEEK_AVX2
 void tinyseek_rows_avx2_format(const void *w, const uint16_t *scales, long cols, int format,
                                long rowsBegin, long rowsEnd, const float *x, long ldx, long m,
-                               float *y, long ldy, long ahead) {
+                               float *y, long ldy, long ahead, long limit) {
     const int elementBytes = format == TINYSEEK_F32 ? 4 : format == TINYSEEK_Q8_0 ? 1 : 2;
     const long blocks = (cols + 31) / 32;
 #define TINYSEEK_PASS(RX) tinyseek_rows_avx2_pass(w, scales, cols, blocks, format, elementBytes, j, rowsEnd, \
-                                                  x + i * ldx, ldx, RX, y + i * ldy, ldy, i == 0 ? ahead : 0)
+                                                  x + i * ldx, ldx, RX, y + i * ldy, ldy, i == 0 ? ahead : 0, limit)
     for (long j = rowsBegin; j < rowsEnd; j += 2) {
         for (long i = 0; i < m; i += 6) {
             switch (m - i >= 6 ? 6 : (int)(m - i)) {
@@ -145,11 +147,13 @@ void tinyseek_rows_avx2_format(const void *w, const uint16_t *scales, long cols,
 
 // y[i·ldy + j] = Σ_p W[j, p]·x[i·ldx + p] for i < m, j in [rowsBegin, rowsEnd), W in `format`
 // (`w` the values, row stride `cols`; `scales` Q8_0's half-precision block scales, ⌈cols/32⌉ a
-// row). `ahead`: bytes past the pass's position to prefetch into L2 (0: none).
+// row). `ahead`: bytes past the pass's position to prefetch into L2 (0: none), never at or past
+// `limit` bytes from `w` (the matrix's end: a view inside a larger tensor must not pull in the
+// rows after it, which nobody reads).
 static TINYSEEK_AVX2
 void tinyseek_rows_avx2(const void *w, const uint16_t *scales, long cols, int format,
                         long rowsBegin, long rowsEnd, const float *x, long ldx, long m,
-                        float *y, long ldy, long ahead) {
+                        float *y, long ldy, long ahead, long limit) {
     TINYSEEK_FOR_FORMAT(tinyseek_rows_avx2_format);
 }
 

@@ -76,10 +76,11 @@ static inline __attribute__((always_inline)) TINYSEEK_AVX512 __m512 tinyseek_hsu
 
 // One pass: rows [j, j + rw) of W (rows at or past `rowsEnd` repeat the last and are dropped)
 // against rows [0, rx) of x (rw·rx ≤ 16; both compile-time constants once inlined), prefetching
-// `ahead` bytes past what the pass reads in each of its rows when `ahead` > 0.
+// `ahead` bytes past what the pass reads in each of its rows when `ahead` > 0 (below `limit`).
 static inline __attribute__((always_inline)) TINYSEEK_AVX512
 void tinyseek_rows_avx512_pass(const void *w, const uint16_t *scales, long cols, long blocks, int format, int elementBytes,
-                        long j, long rowsEnd, int rw, const float *x, long ldx, int rx, float *y, long ldy, long ahead) {
+                        long j, long rowsEnd, int rw, const float *x, long ldx, int rx, float *y, long ldy, long ahead,
+                        long limit) {
     __m512 acc[16];
     long jr[4];
     _Pragma("clang loop unroll(full)")
@@ -90,7 +91,10 @@ void tinyseek_rows_avx512_pass(const void *w, const uint16_t *scales, long cols,
     for (; p + 16 <= cols; p += 16) {
         if (ahead > 0)
             _Pragma("clang loop unroll(full)")
-            for (int a = 0; a < rw; a++) _mm_prefetch((const char *)w + (jr[a] * cols + p) * elementBytes + ahead, _MM_HINT_T1);
+            for (int a = 0; a < rw; a++) {
+                const long o = (jr[a] * cols + p) * elementBytes + ahead;
+                if (o < limit) _mm_prefetch((const char *)w + o, _MM_HINT_T1);
+            }
         __m512 v[4];
         _Pragma("clang loop unroll(full)")
         for (int a = 0; a < rw; a++) v[a] = tinyseek_w16(w, scales, cols, blocks, format, jr[a], p, 0xFFFF);
@@ -133,11 +137,11 @@ void tinyseek_rows_avx512_pass(const void *w, const uint16_t *scales, long cols,
 static inline __attribute__((always_inline)) TINYSEEK_AVX512
 void tinyseek_rows_avx512_format(const void *w, const uint16_t *scales, long cols, int format,
                           long rowsBegin, long rowsEnd, const float *x, long ldx, long m,
-                          float *y, long ldy, long ahead) {
+                          float *y, long ldy, long ahead, long limit) {
     const int elementBytes = format == TINYSEEK_F32 ? 4 : format == TINYSEEK_Q8_0 ? 1 : 2;
     const long blocks = (cols + 31) / 32;
 #define TINYSEEK_PASS(RW, RX) tinyseek_rows_avx512_pass(w, scales, cols, blocks, format, elementBytes, j, rowsEnd, RW, \
-                                                 x + i * ldx, ldx, RX, y + i * ldy, ldy, i == 0 ? ahead : 0)
+                                                 x + i * ldx, ldx, RX, y + i * ldy, ldy, i == 0 ? ahead : 0, limit)
     for (long j = rowsBegin; j < rowsEnd; j += 2) {
         for (long i = 0; i < m; i += 8) {
             switch (m - i >= 8 ? 8 : (int)(m - i)) {
@@ -160,29 +164,33 @@ void tinyseek_rows_avx512_format(const void *w, const uint16_t *scales, long col
 static TINYSEEK_AVX512
 void tinyseek_rows_avx512(const void *w, const uint16_t *scales, long cols, int format,
                           long rowsBegin, long rowsEnd, const float *x, long ldx, long m,
-                          float *y, long ldy, long ahead) {
+                          float *y, long ldy, long ahead, long limit) {
     TINYSEEK_FOR_FORMAT(tinyseek_rows_avx512_format);
 }
 
 // y[j] = Σ_p W[j, p]·x[p] for j in [rowsBegin, rowsEnd), W float32 with row stride `cols`: the
 // batch-1 matvec (`WeightKernels.matvec` with AVX-512 and every-line prefetching). One row at a
 // time, 64 weights a step in four accumulators, the step's four lines prefetched `ahead` bytes on
-// into L2. Against the AVX2 kernel, alternating decode steps of the F32 benchmark model took
-// 0.92-0.94× as long (4 KB ahead; 2 KB: 0.97×, 8 KB: 0.95×); in BF16 the same tile gained
-// nothing (0.98-1.01× at 4, 8 and 16 KB), so the 16-bit formats keep the AVX2 kernel.
+// into L2 while that stays below `limit` bytes from `w` (the matrix's end). Against the AVX2
+// kernel, alternating decode steps of the F32 benchmark model took 0.92-0.94× as long (4 KB
+// ahead; 2 KB: 0.97×, 8 KB: 0.95×); in BF16 the same tile gained nothing (0.98-1.01× at 4, 8 and
+// 16 KB), so the 16-bit formats keep the AVX2 kernel.
 static TINYSEEK_AVX512
 void tinyseek_matvec_f32_avx512(const float *w, long cols, long rowsBegin, long rowsEnd,
-                                const float *x, float *y, long ahead) {
+                                const float *x, float *y, long ahead, long limit) {
     for (long j = rowsBegin; j < rowsEnd; j++) {
         const float *row = w + j * cols;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         long p = 0;
         for (; p + 64 <= cols; p += 64) {
-            const char *line = (const char *)(row + p) + ahead;
-            _mm_prefetch(line, _MM_HINT_T1);
-            _mm_prefetch(line + 64, _MM_HINT_T1);
-            _mm_prefetch(line + 128, _MM_HINT_T1);
-            _mm_prefetch(line + 192, _MM_HINT_T1);
+            const long o = (j * cols + p) * 4 + ahead;
+            if (o + 192 < limit) {
+                const char *line = (const char *)w + o;
+                _mm_prefetch(line, _MM_HINT_T1);
+                _mm_prefetch(line + 64, _MM_HINT_T1);
+                _mm_prefetch(line + 128, _MM_HINT_T1);
+                _mm_prefetch(line + 192, _MM_HINT_T1);
+            }
             a0 = _mm512_fmadd_ps(_mm512_loadu_ps(row + p), _mm512_loadu_ps(x + p), a0);
             a1 = _mm512_fmadd_ps(_mm512_loadu_ps(row + p + 16), _mm512_loadu_ps(x + p + 16), a1);
             a2 = _mm512_fmadd_ps(_mm512_loadu_ps(row + p + 32), _mm512_loadu_ps(x + p + 32), a2);

@@ -1,6 +1,4 @@
 #ifndef TINYSEEK_COPENBLAS_SHIM_H
 #define TINYSEEK_COPENBLAS_SHIM_H
 #include <cblas.h>
-#include <stddef.h>
-
 #endif

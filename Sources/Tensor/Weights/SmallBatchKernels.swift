@@ -29,12 +29,13 @@ extension WeightKernels {
         }
         // Every line as far ahead as the float matvec prefetches (`StreamPrefetch.lineAheadBytes`),
         // and at least two rows on: the kernels stream two adjacent rows, so anything nearer is
-        // being read already.
+        // being read already. Never past the matrix (as the matvec).
         let ahead = max(StreamPrefetch.lineAheadBytes(elementBytes: max(2, elementBytes)), 2 * w.cols * elementBytes)
+        let limit = w.rows * w.cols * elementBytes
         if isa == .avx512 && ldy < Int(Int32.max) / 8 {   // the AVX-512 kernel scatters into y with 32-bit offsets
-            tinyseek_rows_avx512(base, scales, w.cols, format, rows.lowerBound, rows.upperBound, x, ldx, m, y, ldy, ahead)
+            tinyseek_rows_avx512(base, scales, w.cols, format, rows.lowerBound, rows.upperBound, x, ldx, m, y, ldy, ahead, limit)
         } else {
-            tinyseek_rows_avx2(base, scales, w.cols, format, rows.lowerBound, rows.upperBound, x, ldx, m, y, ldy, ahead)
+            tinyseek_rows_avx2(base, scales, w.cols, format, rows.lowerBound, rows.upperBound, x, ldx, m, y, ldy, ahead, limit)
         }
     }
 }

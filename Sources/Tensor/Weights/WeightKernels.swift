@@ -48,7 +48,7 @@ enum WeightKernels {
         switch w.storage {
         case let .f32(p) where isa == .avx512 && everyLine:
             tinyseek_matvec_f32_avx512(p, w.cols, rows.lowerBound, rows.upperBound, x, y,
-                                       StreamPrefetch.lineAheadBytes(elementBytes: 4))
+                                       StreamPrefetch.lineAheadBytes(elementBytes: 4), w.rows * w.cols * 4)
         case let .f32(p): matvec(F32Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y, everyLine: everyLine)
         case let .bf16(p): matvec(BF16Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y, everyLine: everyLine)
         case let .f16(p): matvec(F16Lanes.self, p, cols: w.cols, rows: rows, matrixRows: w.rows, x: x, y: y, everyLine: everyLine)
